@@ -1,0 +1,76 @@
+// Argument checks for the bindings: every error names the argument and shows what was
+// expected against what was received (TypeError for dtypes, ValueError for shapes and values).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+namespace fusedrnn::bind {
+
+namespace py = pybind11;
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+
+// A shape with symbolic names for the message: {{"T", 5}, {"B", 3}} prints (T=5, B=3).
+struct Dim {
+  const char* name;
+  int64_t size;
+};
+
+std::string shape_str(const std::vector<int64_t>& shape);
+std::string shape_str(const std::vector<Dim>& dims);
+std::string dtype_str(const py::dtype& dt);
+
+// x: the argument that fixes the dtype of the call. Returns true for float64, false for float32.
+bool is_double(const char* name, py::handle x);
+
+// The array obj as a C-contiguous array of T: no copy when it is one already.
+template <typename T>
+Array<T> take(const char* name, py::handle obj, const std::vector<Dim>& dims) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + ": expected dtype " +
+                         dtype_str(py::dtype::of<T>()) + " (the dtype of x), got " +
+                         dtype_str(arr.dtype()));
+  bool ok = arr.ndim() == static_cast<py::ssize_t>(dims.size());
+  for (size_t i = 0; ok && i < dims.size(); ++i) ok = arr.shape(i) == dims[i].size;
+  if (!ok) {
+    std::vector<int64_t> got(arr.shape(), arr.shape() + arr.ndim());
+    throw py::value_error(std::string(name) + ": expected shape " + shape_str(dims) + ", got " +
+                          shape_str(got));
+  }
+  return Array<T>::ensure(arr);
+}
+
+template <typename T>
+std::optional<Array<T>> take_optional(const char* name, py::handle obj,
+                                      const std::vector<Dim>& dims) {
+  if (obj.is_none()) return std::nullopt;
+  return take<T>(name, obj, dims);
+}
+
+template <typename T>
+const T* ptr(const std::optional<Array<T>>& a) {
+  return a ? a->data() : nullptr;
+}
+
+// The shape of an array argument (any dtype) after checking its number of dimensions;
+// `form` names the dimensions for the message, e.g. "(T, B, I)".
+std::vector<int64_t> shape_of(const char* name, py::handle obj, int ndim, const char* form);
+
+// lengths: None, or integers of shape (B,) in [0, T]; returned as int64.
+std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch, int64_t steps);
+
+// The product of sizes, or a ValueError naming `what` when it overflows what can be allocated.
+int64_t checked_count(const char* what, std::initializer_list<int64_t> sizes);
+
+}  // namespace fusedrnn::bind

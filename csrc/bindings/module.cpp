@@ -1,0 +1,15 @@
+// fusedrnn._core: the CPU kernels for Python. The package's Python layer is the public API.
+#include <pybind11/pybind11.h>
+
+#include "bindings.hpp"
+#include "fusedrnn/fusedrnn.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fusedrnn CPU kernels (private: use the fusedrnn package)";
+  fusedrnn::bind::bind_lstm(m);
+  fusedrnn::bind::bind_gru(m);
+  m.def("set_num_threads", &fusedrnn::set_num_threads, pybind11::arg("n"));
+  m.def("get_num_threads", &fusedrnn::get_num_threads);
+  m.def("cpu_simd_level", &fusedrnn::cpu_simd_level);
+  m.def("blas_info", &fusedrnn::blas_info);
+}

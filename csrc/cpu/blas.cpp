@@ -1,0 +1,50 @@
+#include "blas.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <stdexcept>
+
+#include <cblas.h>
+
+namespace fusedrnn::cpu {
+namespace {
+
+blasint to_blas(int64_t v) {
+  if (v > INT_MAX) throw std::length_error("fusedrnn: a matrix dimension exceeds 2^31 - 1");
+  return static_cast<blasint>(v);
+}
+
+void call_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k,
+               const float* a, blasint lda, const float* b, blasint ldb, float beta, float* c,
+               blasint ldc) {
+  scipy_cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
+void call_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k,
+               const double* a, blasint lda, const double* b, blasint ldb, double beta,
+               double* c, blasint ldc) {
+  scipy_cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == T(0) ? T(0) : beta * c[r * ldc + j];
+    return;
+  }
+  call_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+            to_blas(m), to_blas(n), to_blas(k), a, to_blas(std::max<int64_t>(lda, 1)), b,
+            to_blas(std::max<int64_t>(ldb, 1)), beta, c, to_blas(std::max<int64_t>(ldc, 1)));
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t);
+
+}  // namespace fusedrnn::cpu

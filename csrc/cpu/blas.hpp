@@ -1,0 +1,17 @@
+// GEMM glue over the BLAS of scipy-openblas32 (the one NumPy and SciPy ship with).
+// Row-major throughout, like every array in fusedrnn.
+#pragma once
+
+#include <cstdint>
+
+namespace fusedrnn::cpu {
+
+// C[M, N] = op(A) @ op(B) + beta * C, where op(A) is [M, K] (A^T when trans_a) and op(B) is
+// [K, N] (B^T when trans_b); lda, ldb, ldc are row strides. K == 0 scales C by beta (BLAS
+// would reject the zero leading dimensions such a product has). Sizes beyond 32-bit BLAS
+// integers throw std::length_error.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+}  // namespace fusedrnn::cpu

@@ -1,0 +1,121 @@
+// fusedrnn: fused LSTM and GRU kernels, one layer and one direction.
+//
+// Conventions (PyTorch's, so the same weights give the same numbers):
+//   T  time steps        B  batch        I  input size
+//   H  hidden size       P  output size of an LSTM with projection (P == H without one)
+//   G  gates per unit: LSTM 4 in the order i, f, g, o; GRU 3 in the order r, z, n
+// Every array is dense and row-major ("C order"); shapes below are written [dim, dim, ...].
+// Sequences are time-major: x [T, B, I], y [T, B, P].
+// lengths (optional) [B]: sequence b is processed for its first lengths[b] steps only; y is 0
+// past that; a reverse pass starts at each sequence's own last valid step. 0 <= lengths[b] <= T.
+// Optional inputs are null pointers: a missing bias is zero, a missing initial state is zero.
+// Outputs never alias inputs. Arguments are not validated here: the caller (the Python binding
+// or an embedder) checks shapes; sizes must fit BLAS's 32-bit integers.
+//
+// Training: forward fills a `saved` block (see the *Saved structs) that the matching backward
+// reads; it is indexed by time like x, so [T, B, ...].
+#pragma once
+
+#include <cstdint>
+
+namespace fusedrnn {
+
+// Sizes and the inputs every pass of one layer reads.
+template <typename T>
+struct LstmProblem {
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0, proj = 0;  // T, B, I, H, P
+  const T* x = nullptr;              // x: [T, B, I] input sequence
+  const T* w_ih = nullptr;           // w_ih: [4H, I] input weights
+  const T* w_hh = nullptr;           // w_hh: [4H, P] recurrent weights
+  const T* b_ih = nullptr;           // b_ih: [4H] input bias, or null
+  const T* b_hh = nullptr;           // b_hh: [4H] recurrent bias, or null
+  const T* w_hr = nullptr;           // w_hr: [P, H] projection, or null (then P == H)
+  const int64_t* lengths = nullptr;  // lengths: [B] valid steps per sequence, or null (all T)
+  bool reverse = false;              // run from each sequence's last valid step to t = 0
+};
+
+// What lstm_backward needs from lstm_forward: written by forward when training.
+template <typename T>
+struct LstmSaved {
+  T* gates = nullptr;   // gates: [T, B, 4H] activated i, f, g, o
+  T* c_prev = nullptr;  // c_prev: [T, B, H] cell state entering each step
+  T* h_prev = nullptr;  // h_prev: [T, B, P] hidden state entering each step
+};
+
+template <typename T>
+struct LstmGrads {
+  T* dx = nullptr;     // dx: [T, B, I]
+  T* dh0 = nullptr;    // dh0: [B, P]
+  T* dc0 = nullptr;    // dc0: [B, H]
+  T* dw_ih = nullptr;  // dw_ih: [4H, I]
+  T* dw_hh = nullptr;  // dw_hh: [4H, P]
+  T* db_ih = nullptr;  // db_ih: [4H], or null when not wanted
+  T* db_hh = nullptr;  // db_hh: [4H], or null when not wanted
+  T* dw_hr = nullptr;  // dw_hr: [P, H], used only with a projection
+};
+
+// h0: [B, P] or null; c0: [B, H] or null. Writes y: [T, B, P], hn: [B, P], cn: [B, H].
+// saved: null for inference.
+template <typename T>
+void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn, T* cn,
+                  const LstmSaved<T>* saved);
+
+// dy: [T, B, P]; dhn: [B, P] or null; dcn: [B, H] or null.
+template <typename T>
+void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* dy,
+                   const T* dhn, const T* dcn, const LstmGrads<T>& g);
+
+template <typename T>
+struct GruProblem {
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0;  // T, B, I, H
+  const T* x = nullptr;              // x: [T, B, I]
+  const T* w_ih = nullptr;           // w_ih: [3H, I]
+  const T* w_hh = nullptr;           // w_hh: [3H, H]
+  const T* b_ih = nullptr;           // b_ih: [3H] or null
+  const T* b_hh = nullptr;           // b_hh: [3H] or null
+  const int64_t* lengths = nullptr;  // lengths: [B] or null
+  bool reverse = false;
+  // true: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   (PyTorch, cuDNN)
+  // false: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)  (Cho et al. 2014, ONNX default)
+  bool linear_before_reset = true;
+};
+
+// Width of one saved gate row: r, z, n, plus W_hn h + b_hn when linear_before_reset.
+inline int64_t gru_saved_width(bool linear_before_reset, int64_t hidden) {
+  return (linear_before_reset ? 4 : 3) * hidden;
+}
+
+template <typename T>
+struct GruSaved {
+  T* gates = nullptr;   // gates: [T, B, gru_saved_width(...)]
+  T* h_prev = nullptr;  // h_prev: [T, B, H] hidden state entering each step
+};
+
+template <typename T>
+struct GruGrads {
+  T* dx = nullptr;     // dx: [T, B, I]
+  T* dh0 = nullptr;    // dh0: [B, H]
+  T* dw_ih = nullptr;  // dw_ih: [3H, I]
+  T* dw_hh = nullptr;  // dw_hh: [3H, H]
+  T* db_ih = nullptr;  // db_ih: [3H], or null when not wanted
+  T* db_hh = nullptr;  // db_hh: [3H], or null when not wanted
+};
+
+// h0: [B, H] or null. Writes y: [T, B, H], hn: [B, H]. saved: null for inference.
+template <typename T>
+void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSaved<T>* saved);
+
+// dy: [T, B, H]; dhn: [B, H] or null.
+template <typename T>
+void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy, const T* dhn,
+                  const GruGrads<T>& g);
+
+// Threads used by the kernels (and the BLAS under them). n <= 0 restores the default.
+void set_num_threads(int n);
+int get_num_threads();
+
+// "AVX2", "SSE2", ...: what the CPU kernels were compiled for; the BLAS's core name.
+const char* cpu_simd_level();
+const char* blas_info();
+
+}  // namespace fusedrnn

@@ -1,0 +1,51 @@
+"""fusedrnn: fused LSTM and GRU kernels over NumPy arrays, with PyTorch's conventions.
+
+The functional API runs one layer and one direction; see ``lstm_forward``, ``gru_forward``,
+their backward functions and the single-step cells. ``fusedrnn.reference`` is the plain NumPy
+implementation the kernels are tested against.
+"""
+
+# Loads OpenBLAS globally before the extension needs its symbols (scipy-openblas32's pattern).
+import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+
+from . import _core
+from .functional import (
+    GruCellGrads,
+    GruGrads,
+    LstmCellGrads,
+    LstmGrads,
+    gru_backward,
+    gru_cell,
+    gru_cell_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_cell,
+    lstm_cell_backward,
+    lstm_forward,
+)
+from .runtime import get_num_threads, info, set_num_threads
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("fusedrnn")
+except Exception:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "GruCellGrads",
+    "GruGrads",
+    "LstmCellGrads",
+    "LstmGrads",
+    "get_num_threads",
+    "gru_backward",
+    "gru_cell",
+    "gru_cell_backward",
+    "gru_forward",
+    "info",
+    "lstm_backward",
+    "lstm_cell",
+    "lstm_cell_backward",
+    "lstm_forward",
+    "set_num_threads",
+]

@@ -1,0 +1,152 @@
+"""The functional API: one layer, one direction, NumPy arrays in and out.
+
+Shapes (time-major, PyTorch's conventions): x (T, B, I); states (B, H); y (T, B, H);
+w_ih (G*H, I), w_hh (G*H, H), biases (G*H,); gates i, f, g, o for the LSTM (G=4) and
+r, z, n for the GRU (G=3). An LSTM with projection takes w_hr (P, H); then w_hh is (4H, P),
+h and y have P columns and c keeps H.
+
+A training forward returns an opaque ``saved`` object that the matching backward consumes; it
+refers to the inputs without copying them, so leave them unchanged until backward has run.
+Arrays of one call share one dtype (float32 or float64); other array-likes are converted
+with ``numpy.asarray``. Missing biases and initial states are zeros; a missing upstream
+gradient counts as zeros. The GIL is released while the kernels run.
+"""
+
+import contextlib
+from collections import namedtuple
+
+import numpy as np
+
+from . import _core
+
+LstmGrads = namedtuple("LstmGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh dw_hr")
+LstmGrads.__doc__ = "Gradients of lstm_forward's inputs (db_* None without that bias, dw_hr None without projection)."
+GruGrads = namedtuple("GruGrads", "dx dh0 dw_ih dw_hh db_ih db_hh")
+GruGrads.__doc__ = "Gradients of gru_forward's inputs (db_* None without that bias)."
+LstmCellGrads = namedtuple("LstmCellGrads", "dx dh dc dw_ih dw_hh db_ih db_hh")
+LstmCellGrads.__doc__ = "Gradients of lstm_cell's inputs."
+GruCellGrads = namedtuple("GruCellGrads", "dx dh dw_ih dw_hh db_ih db_hh")
+GruCellGrads.__doc__ = "Gradients of gru_cell's inputs."
+
+
+def _array(a):
+    return a if a is None or isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def _arrays(*args):
+    return [_array(a) for a in args]
+
+
+def _check_saved(saved, kind, forward):
+    if not isinstance(saved, kind):
+        hint = " (was the forward run with training=True?)" if saved is None else ""
+        raise TypeError(
+            f"saved: expected the saved object of {forward}(..., training=True), "
+            f"got {type(saved).__name__}{hint}"
+        )
+
+
+def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=None,
+                 lengths=None, reverse=False, training=False):
+    """Run an LSTM layer over a sequence.
+
+    Returns ``(y, hn, cn, saved)``: y (T, B, P), hn (B, P), cn (B, H), and ``saved`` for
+    lstm_backward when ``training`` (else None). ``lengths`` (B,) integers in [0, T] give
+    PyTorch's packed-sequence semantics: y is 0 past each sequence's length and hn, cn are
+    the states after its last valid step. ``reverse`` runs each sequence from its last valid
+    step back to t = 0 (the backward direction of a bidirectional layer).
+    """
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = _arrays(
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths)
+    return _core.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, bool(reverse),
+                              bool(training))
+
+
+def lstm_backward(saved, dy, dhn=None, dcn=None):
+    """Gradients of an LSTM layer, from the ``saved`` of a training lstm_forward.
+
+    dy (T, B, P) is the gradient of y (entries past a sequence's length are ignored), dhn
+    (B, P) and dcn (B, H) those of the final states. Returns LstmGrads.
+    """
+    _check_saved(saved, _core.LstmSaved, "lstm_forward")
+    return LstmGrads(*_core.lstm_backward(saved, *_arrays(dy, dhn, dcn)))
+
+
+def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, reverse=False,
+                linear_before_reset=True, training=False):
+    """Run a GRU layer over a sequence.
+
+    Returns ``(y, hn, saved)``. ``linear_before_reset=True`` is PyTorch's and cuDNN's GRU,
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); False is the original GRU (ONNX's default),
+    n = tanh(W_in x + b_in + W_hn (r * h) + b_hn). ``lengths`` and ``reverse`` as for
+    lstm_forward.
+    """
+    x, w_ih, w_hh, b_ih, b_hh, h0, lengths = _arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
+    return _core.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, bool(reverse),
+                             bool(linear_before_reset), bool(training))
+
+
+def gru_backward(saved, dy, dhn=None):
+    """Gradients of a GRU layer from the ``saved`` of a training gru_forward: GruGrads."""
+    _check_saved(saved, _core.GruSaved, "gru_forward")
+    return GruGrads(*_core.gru_backward(saved, *_arrays(dy, dhn)))
+
+
+# Cells are sequences of one step; errors keep the names the caller used.
+@contextlib.contextmanager
+def _renamed(names):
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        message = str(e)
+        for inner, outer in names.items():
+            if message.startswith(inner + ":"):
+                raise type(e)(outer + message[len(inner):]) from None
+        raise
+
+
+def _one_step(name, a):
+    a = _array(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (B, {'I' if name == 'x' else 'H'}), "
+                         f"got shape {a.shape}")
+    return a[None]
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=False):
+    """One LSTM step, as torch.nn.LSTMCell: x (B, I), h and c (B, H).
+
+    Returns ``(h1, c1)``, or ``(h1, c1, saved)`` when ``training``.
+    """
+    with _renamed({"h0": "h", "c0": "c"}):
+        y, h1, c1, saved = lstm_forward(_one_step("x", x), w_ih, w_hh, b_ih, b_hh, h, c,
+                                        training=training)
+    return (h1, c1, saved) if training else (h1, c1)
+
+
+def lstm_cell_backward(saved, dh1, dc1=None):
+    """Gradients of lstm_cell from its ``saved``: LstmCellGrads (dh, dc: of h and c)."""
+    _check_saved(saved, _core.LstmSaved, "lstm_cell")
+    with _renamed({"dy": "dh1", "dcn": "dc1"}):
+        g = lstm_backward(saved, _one_step("dh1", dh1), None, dc1)
+    return LstmCellGrads(g.dx[0], g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
+
+
+def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, linear_before_reset=True,
+             training=False):
+    """One GRU step, as torch.nn.GRUCell: x (B, I), h (B, H).
+
+    Returns ``h1``, or ``(h1, saved)`` when ``training``.
+    """
+    with _renamed({"h0": "h"}):
+        y, h1, saved = gru_forward(_one_step("x", x), w_ih, w_hh, b_ih, b_hh, h,
+                                   linear_before_reset=linear_before_reset, training=training)
+    return (h1, saved) if training else h1
+
+
+def gru_cell_backward(saved, dh1):
+    """Gradients of gru_cell from its ``saved``: GruCellGrads (dh: of h)."""
+    _check_saved(saved, _core.GruSaved, "gru_cell")
+    with _renamed({"dy": "dh1"}):
+        g = gru_backward(saved, _one_step("dh1", dh1))
+    return GruCellGrads(g.dx[0], g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)

@@ -1,0 +1,33 @@
+"""Threads and build facts."""
+
+import operator
+import platform
+
+from . import _core
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (>= 1) for the kernels and the BLAS under them."""
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"n: expected a positive number of threads, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    return _core.get_num_threads()
+
+
+def info():
+    """A dict describing this build: version, CPU SIMD level, BLAS, threads, CUDA."""
+    from . import __version__
+
+    return {
+        "version": __version__,
+        "machine": platform.machine(),
+        "cpu_simd": _core.cpu_simd_level(),
+        "blas": "scipy-openblas32 " + _core.blas_info().strip(),
+        "threads": get_num_threads(),
+        "cuda": "no (this build has no CUDA backend)",
+    }
