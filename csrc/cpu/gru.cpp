@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "fusedrnn/fusedrnn.hpp"
-#include "fusedrnn/gate_math.hpp"
+#include "gate_rows.hpp"
 #include "sequence.hpp"
 
 namespace fusedrnn {
@@ -40,54 +40,35 @@ void pad_row(const GruDims<T>& d, const StepOrder& order, int64_t s, int64_t b, 
 
 // linear_before_reset: hproj = h @ w_hh^T holds all three recurrent projections.
 template <typename T>
-void forward_pass_lbr(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
-                      int64_t s, const T* xproj, const T* hproj, T* h, T* y,
-                      const GruSaved<T>* saved) {
-  const int64_t H = d.H;
-  const T* b_hn = p.b_hh ? p.b_hh + 2 * H : nullptr;
+void forward_pass_lbr(const GruDims<T>& d, const StepOrder& order, int64_t s, const T* xproj,
+                      const T* hproj, const T* b_hn, T* h, T* y, const GruSaved<T>* saved) {
+  const auto& kernels = cpu::row_kernels<T>();
   for (int64_t b = 0; b < d.B; ++b) {
     if (!order.valid(s, b)) {
       pad_row(d, order, s, b, y, saved);
       continue;
     }
-    const T* xr = row_at(xproj, order, s, b, d.B, d.G);
-    const T* hr = hproj + b * d.G;
-    T* hb = h + b * H;
-    T* yr = row_at(y, order, s, b, d.B, H);
-    T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr;
-    if (saved) std::copy(hb, hb + H, row_at(saved->h_prev, order, s, b, d.B, H));
-    for (int64_t j = 0; j < H; ++j) {
-      const T r = math::sigmoid(xr[j] + hr[j]);
-      const T z = math::sigmoid(xr[H + j] + hr[H + j]);
-      const T hn_lin = hr[2 * H + j] + (b_hn ? b_hn[j] : T(0));
-      const T n = math::tanh_(xr[2 * H + j] + r * hn_lin);
-      if (sg) {
-        sg[j] = r;
-        sg[H + j] = z;
-        sg[2 * H + j] = n;
-        sg[3 * H + j] = hn_lin;
-      }
-      hb[j] = math::gru_blend(z, n, hb[j]);
-      yr[j] = hb[j];
-    }
+    T* hb = h + b * d.H;
+    if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
+    kernels.gru_forward_lbr(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, b_hn, hb,
+                            row_at(y, order, s, b, d.B, d.H),
+                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H);
   }
 }
 
-// Original GRU, first half: r and z from hrz = h @ w_hh[:2H]^T; writes rz (activated, in
-// place over hrz) and rh = r * h, the input of the second GEMM.
+// Original GRU, first half: r and z from hrz = h @ w_hh[:2H]^T (activated in place), and
+// rh = r * h, the input of the second GEMM.
 template <typename T>
 void forward_pass_reset(const GruDims<T>& d, const StepOrder& order, int64_t s,
                         const T* xproj, T* hrz, const T* h, T* rh) {
-  const int64_t H = d.H;
+  const auto& kernels = cpu::row_kernels<T>();
   for (int64_t b = 0; b < d.B; ++b) {
-    T* rz = hrz + b * 2 * H;
     if (!order.valid(s, b)) {
-      std::fill(rh + b * H, rh + (b + 1) * H, T(0));
+      std::fill(rh + b * d.H, rh + (b + 1) * d.H, T(0));
       continue;
     }
-    const T* xr = row_at(xproj, order, s, b, d.B, d.G);
-    for (int64_t j = 0; j < 2 * H; ++j) rz[j] = math::sigmoid(xr[j] + rz[j]);
-    for (int64_t j = 0; j < H; ++j) rh[b * H + j] = rz[j] * h[b * H + j];
+    kernels.gru_forward_reset(row_at(xproj, order, s, b, d.B, d.G), hrz + b * 2 * d.H,
+                              h + b * d.H, rh + b * d.H, d.H);
   }
 }
 
@@ -95,27 +76,17 @@ void forward_pass_reset(const GruDims<T>& d, const StepOrder& order, int64_t s,
 template <typename T>
 void forward_pass_new(const GruDims<T>& d, const StepOrder& order, int64_t s, const T* xproj,
                       const T* rz, const T* hn, T* h, T* y, const GruSaved<T>* saved) {
-  const int64_t H = d.H;
+  const auto& kernels = cpu::row_kernels<T>();
   for (int64_t b = 0; b < d.B; ++b) {
     if (!order.valid(s, b)) {
       pad_row(d, order, s, b, y, saved);
       continue;
     }
-    const T* xr = row_at(xproj, order, s, b, d.B, d.G);
-    const T* rzb = rz + b * 2 * H;
-    T* hb = h + b * H;
-    T* yr = row_at(y, order, s, b, d.B, H);
-    T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr;
-    if (saved) {
-      std::copy(hb, hb + H, row_at(saved->h_prev, order, s, b, d.B, H));
-      std::copy(rzb, rzb + 2 * H, sg);
-    }
-    for (int64_t j = 0; j < H; ++j) {
-      const T n = math::tanh_(xr[2 * H + j] + hn[b * H + j]);
-      if (sg) sg[2 * H + j] = n;
-      hb[j] = math::gru_blend(rzb[H + j], n, hb[j]);
-      yr[j] = hb[j];
-    }
+    T* hb = h + b * d.H;
+    if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
+    kernels.gru_forward_new(row_at(xproj, order, s, b, d.B, d.G), rz + b * 2 * d.H,
+                            hn + b * d.H, hb, row_at(y, order, s, b, d.B, d.H),
+                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H);
   }
 }
 
@@ -141,10 +112,11 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
   cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_hh_folded, xproj.data());
 
   if (p.linear_before_reset) {
-    std::vector<T> hproj(d.B * d.G);
+    std::vector<T> hproj(d.B * d.G), b_hn(H, T(0));
+    if (p.b_hh) std::copy(p.b_hh + 2 * H, p.b_hh + 3 * H, b_hn.begin());
     for (int64_t s = 0; s < d.T_; ++s) {
       gemm<T>(false, true, d.B, d.G, H, hn, H, p.w_hh, H, T(0), hproj.data(), d.G);
-      forward_pass_lbr(p, d, order, s, xproj.data(), hproj.data(), hn, y, saved);
+      forward_pass_lbr(d, order, s, xproj.data(), hproj.data(), b_hn.data(), hn, y, saved);
     }
     return;
   }
@@ -166,6 +138,7 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
   const int64_t H = d.H, G = d.G, rows = d.T_ * d.B;
   const bool lbr = p.linear_before_reset;
   const bool blocks = order.steps_are_blocks();
+  const auto& kernels = cpu::row_kernels<T>();
 
   std::vector<T> dh(d.B * H), dh_next(d.B * H);
   cpu::copy_or_zero(d.B * H, dhn, dh.data());
@@ -183,32 +156,21 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
     for (int64_t b = 0; b < d.B; ++b) {
       T* dgs = dgh_step + b * G;
       T* dhn_b = dh_next.data() + b * H;
-      const T* dhb = dh.data() + b * H;
+      T* dhb = dh.data() + b * H;
       if (!order.valid(s, b)) {
         std::fill(dgs, dgs + G, T(0));
         std::copy(dhb, dhb + H, dhn_b);  // padding passes the gradient through
         continue;
       }
       const T* dyr = row_at(dy, order, s, b, d.B, H);
+      for (int64_t j = 0; j < H; ++j) dhb[j] += dyr[j];
       const T* gt = row_at(saved.gates, order, s, b, d.B, d.S);
       const T* hp = row_at(saved.h_prev, order, s, b, d.B, H);
-      T* dgxr = row_at(dgx.data(), order, s, b, d.B, G);
-      for (int64_t j = 0; j < H; ++j) {
-        const T r = gt[j], z = gt[H + j], n = gt[2 * H + j];
-        const auto bl = math::gru_blend_backward(z, n, hp[j], dhb[j] + dyr[j]);
-        dgs[H + j] = bl.da_z;
-        dhn_b[j] = bl.dh_prev;
-        if (lbr) {
-          const T hn_lin = gt[3 * H + j];
-          dgs[j] = math::sigmoid_grad(r, bl.da_n * hn_lin);
-          dgs[2 * H + j] = bl.da_n * r;
-          dgxr[j] = dgs[j];
-          dgxr[H + j] = dgs[H + j];
-          dgxr[2 * H + j] = bl.da_n;
-        } else {
-          dgs[2 * H + j] = bl.da_n;
-        }
-      }
+      if (lbr)
+        kernels.gru_backward_lbr(gt, hp, dhb, dgs, row_at(dgx.data(), order, s, b, d.B, G), dhn_b,
+                                 H);
+      else
+        kernels.gru_backward_blend(gt, hp, dhb, dgs, dhn_b, H);
     }
     if (!lbr) {
       // Pass 2 (original GRU): through r * h, after d(rh) = dg_n @ w_hn.
@@ -216,15 +178,9 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
               drh.data(), H);
       for (int64_t b = 0; b < d.B; ++b) {
         if (!order.valid(s, b)) continue;
-        const T* gt = row_at(saved.gates, order, s, b, d.B, d.S);
-        const T* hp = row_at(saved.h_prev, order, s, b, d.B, H);
-        const T* drhb = drh.data() + b * H;
-        T* dgs = dgh_step + b * G;
-        T* dhn_b = dh_next.data() + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          dgs[j] = math::sigmoid_grad(gt[j], drhb[j] * hp[j]);
-          dhn_b[j] += drhb[j] * gt[j];
-        }
+        kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S),
+                                   row_at(saved.h_prev, order, s, b, d.B, H), drh.data() + b * H,
+                                   dgh_step + b * G, dh_next.data() + b * H, H);
       }
       // n's recurrent path went through r * h above; only r and z remain for the GEMM below.
     }

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "fusedrnn/fusedrnn.hpp"
-#include "fusedrnn/gate_math.hpp"
+#include "gate_rows.hpp"
 #include "sequence.hpp"
 
 namespace fusedrnn {
@@ -29,16 +29,16 @@ template <typename T>
 void forward_gate_pass(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                        int64_t s, const T* xproj, const T* hproj, T* h, T* c, T* h_out,
                        T* y, const LstmSaved<T>* saved) {
+  const auto& kernels = cpu::row_kernels<T>();
   const int64_t H = d.H;
   for (int64_t b = 0; b < d.B; ++b) {
     const bool valid = order.valid(s, b);
+    T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) : nullptr;
+    T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) : nullptr;
     if (saved) {
-      T* sg = row_at(saved->gates, order, s, b, d.B, d.G);
-      T* sc = row_at(saved->c_prev, order, s, b, d.B, H);
       T* sh = row_at(saved->h_prev, order, s, b, d.B, d.P);
       if (valid) {
         std::copy(h + b * d.P, h + (b + 1) * d.P, sh);
-        std::copy(c + b * H, c + (b + 1) * H, sc);
       } else {  // padding: backward never reads it, but it must be finite (0 * x there)
         std::fill(sg, sg + d.G, T(0));
         std::fill(sc, sc + H, T(0));
@@ -50,24 +50,9 @@ void forward_gate_pass(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
       std::fill(yr, yr + d.P, T(0));
       continue;
     }
-    const T* xr = row_at(xproj, order, s, b, d.B, d.G);
-    const T* hr = hproj + b * d.G;
-    T* cr = c + b * H;
     T* hout = h_out + b * H;
-    T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) : nullptr;
-    for (int64_t j = 0; j < H; ++j) {
-      const auto pt = math::lstm_forward_point(xr[j] + hr[j], xr[H + j] + hr[H + j],
-                                               xr[2 * H + j] + hr[2 * H + j],
-                                               xr[3 * H + j] + hr[3 * H + j], cr[j]);
-      if (sg) {
-        sg[j] = pt.i;
-        sg[H + j] = pt.f;
-        sg[2 * H + j] = pt.g;
-        sg[3 * H + j] = pt.o;
-      }
-      cr[j] = pt.c;
-      hout[j] = pt.h;
-    }
+    kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, c + b * H, hout,
+                         sg, sc, H);
     if (!p.w_hr) std::copy(hout, hout + H, yr);
   }
 }
@@ -117,6 +102,7 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const bool proj = p.w_hr != nullptr;
   const int64_t rows = d.T_ * d.B;
+  const auto& kernels = cpu::row_kernels<T>();
 
   std::vector<T> dh(d.B * d.P), dh_next(d.B * d.P);
   cpu::copy_or_zero(d.B * d.P, dhn, dh.data());
@@ -154,21 +140,10 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
         if (ht) std::fill(ht, ht + d.H, T(0));
         continue;
       }
-      const T* gt = row_at(saved.gates, order, s, b, d.B, d.G);
-      const T* cp = row_at(saved.c_prev, order, s, b, d.B, d.H);
       const T* dht = proj ? dh_tilde.data() + b * d.H : dh.data() + b * d.P;
-      T* dc = g.dc0 + b * d.H;
-      const int64_t H = d.H;
-      for (int64_t j = 0; j < H; ++j) {
-        const auto r = math::lstm_backward_point(gt[j], gt[H + j], gt[2 * H + j],
-                                                 gt[3 * H + j], cp[j], dht[j], dc[j]);
-        dg[j] = r.da_i;
-        dg[H + j] = r.da_f;
-        dg[2 * H + j] = r.da_g;
-        dg[3 * H + j] = r.da_o;
-        dc[j] = r.dc_prev;
-        if (ht) ht[j] = r.h;
-      }
+      kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G),
+                            row_at(saved.c_prev, order, s, b, d.B, d.H), dht, g.dc0 + b * d.H,
+                            dg, ht, d.H);
       if (!order.steps_are_blocks())
         std::copy(dg, dg + d.G, row_at(dgates.data(), order, s, b, d.B, d.G));
     }

@@ -2,6 +2,7 @@
 #include <cblas.h>
 
 #include "fusedrnn/fusedrnn.hpp"
+#include "gate_rows.hpp"
 
 namespace fusedrnn {
 namespace {
@@ -22,19 +23,7 @@ int get_num_threads() {
   return scipy_openblas_get_num_threads();
 }
 
-const char* cpu_simd_level() {
-#if defined(__AVX512F__)
-  return "AVX512";
-#elif defined(__AVX2__)
-  return "AVX2";
-#elif defined(__SSE2__) || defined(_M_X64)
-  return "SSE2";
-#elif defined(__ARM_NEON)
-  return "NEON";
-#else
-  return "scalar";
-#endif
-}
+const char* cpu_simd_level() { return cpu::row_kernels<float>().isa; }
 
 const char* blas_info() { return scipy_openblas_get_config(); }
 

@@ -114,7 +114,7 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
 void set_num_threads(int n);
 int get_num_threads();
 
-// "AVX2", "SSE2", ...: what the CPU kernels were compiled for; the BLAS's core name.
+// The SIMD level of the gate kernels in use ("generic", "avx2", "avx512"); the BLAS config.
 const char* cpu_simd_level();
 const char* blas_info();
 

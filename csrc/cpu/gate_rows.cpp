@@ -1,0 +1,183 @@
+// The row kernels, built once per SIMD level: FUSEDRNN_ISA names the level and its namespace.
+// Plain loops over the shared gate math, which the compiler vectorises (the float
+// activations are branch-free arithmetic). No standard-library templates here: an
+// out-of-line copy of one could be shared with a build for another instruction set.
+#include <cstdint>
+
+#include "activations.hpp"
+#include "fusedrnn/gate_math.hpp"
+#include "gate_rows.hpp"
+
+#ifndef FUSEDRNN_ISA
+#define FUSEDRNN_ISA generic
+#endif
+#define FUSEDRNN_CAT2(a, b) a##b
+#define FUSEDRNN_CAT(a, b) FUSEDRNN_CAT2(a, b)
+#define FUSEDRNN_STR2(a) #a
+#define FUSEDRNN_STR(a) FUSEDRNN_STR2(a)
+
+namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA) {
+namespace {
+
+using Act = FastActivations;
+
+template <typename T, bool kSave>
+FUSEDRNN_HD void lstm_forward_loop(const T* __restrict xr, const T* __restrict hr,
+                                   T* __restrict c, T* __restrict h, T* __restrict gates,
+                                   T* __restrict c_prev, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const auto p = math::lstm_forward_point<Act>(xr[j] + hr[j], xr[H + j] + hr[H + j],
+                                                 xr[2 * H + j] + hr[2 * H + j],
+                                                 xr[3 * H + j] + hr[3 * H + j], c[j]);
+    if (kSave) {
+      gates[j] = p.i;
+      gates[H + j] = p.f;
+      gates[2 * H + j] = p.g;
+      gates[3 * H + j] = p.o;
+      c_prev[j] = c[j];
+    }
+    c[j] = p.c;
+    h[j] = p.h;
+  }
+}
+
+template <typename T>
+void lstm_forward(const T* xr, const T* hr, T* c, T* h, T* gates, T* c_prev, int64_t H) {
+  if (gates) lstm_forward_loop<T, true>(xr, hr, c, h, gates, c_prev, H);
+  else lstm_forward_loop<T, false>(xr, hr, c, h, gates, c_prev, H);
+}
+
+template <typename T, bool kTilde>
+FUSEDRNN_HD void lstm_backward_loop(const T* __restrict gates, const T* __restrict c_prev,
+                                    const T* __restrict dh, T* __restrict dc, T* __restrict dg,
+                                    T* __restrict h_tilde, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const auto r = math::lstm_backward_point<Act>(gates[j], gates[H + j], gates[2 * H + j],
+                                                  gates[3 * H + j], c_prev[j], dh[j], dc[j]);
+    dg[j] = r.da_i;
+    dg[H + j] = r.da_f;
+    dg[2 * H + j] = r.da_g;
+    dg[3 * H + j] = r.da_o;
+    dc[j] = r.dc_prev;
+    if (kTilde) h_tilde[j] = r.h;
+  }
+}
+
+template <typename T>
+void lstm_backward(const T* gates, const T* c_prev, const T* dh, T* dc, T* dg, T* h_tilde,
+                   int64_t H) {
+  if (h_tilde) lstm_backward_loop<T, true>(gates, c_prev, dh, dc, dg, h_tilde, H);
+  else lstm_backward_loop<T, false>(gates, c_prev, dh, dc, dg, h_tilde, H);
+}
+
+template <typename T, bool kSave>
+FUSEDRNN_HD void gru_forward_lbr_loop(const T* __restrict xr, const T* __restrict hr,
+                                      const T* __restrict b_hn, T* __restrict h,
+                                      T* __restrict y, T* __restrict gates, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T hn_lin = hr[2 * H + j] + b_hn[j];
+    const auto p = math::gru_forward_point_lbr<Act>(xr[j] + hr[j], xr[H + j] + hr[H + j],
+                                                    xr[2 * H + j], hn_lin, h[j]);
+    if (kSave) {
+      gates[j] = p.r;
+      gates[H + j] = p.z;
+      gates[2 * H + j] = p.n;
+      gates[3 * H + j] = hn_lin;
+    }
+    h[j] = p.h;
+    y[j] = p.h;
+  }
+}
+
+template <typename T>
+void gru_forward_lbr(const T* xr, const T* hr, const T* b_hn, T* h, T* y, T* gates, int64_t H) {
+  if (gates) gru_forward_lbr_loop<T, true>(xr, hr, b_hn, h, y, gates, H);
+  else gru_forward_lbr_loop<T, false>(xr, hr, b_hn, h, y, gates, H);
+}
+
+template <typename T>
+void gru_forward_reset(const T* __restrict xr, T* __restrict rz, const T* __restrict h,
+                       T* __restrict rh, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) rz[j] = Act::sigmoid(xr[j] + rz[j]);
+  for (int64_t j = 0; j < H; ++j) rh[j] = rz[j] * h[j];
+}
+
+template <typename T, bool kSave>
+FUSEDRNN_HD void gru_forward_new_loop(const T* __restrict xr, const T* __restrict rz,
+                                      const T* __restrict hn, T* __restrict h, T* __restrict y,
+                                      T* __restrict gates, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T n = Act::tanh(xr[2 * H + j] + hn[j]);
+    if (kSave) {
+      gates[j] = rz[j];
+      gates[H + j] = rz[H + j];
+      gates[2 * H + j] = n;
+    }
+    h[j] = math::gru_blend(rz[H + j], n, h[j]);
+    y[j] = h[j];
+  }
+}
+
+template <typename T>
+void gru_forward_new(const T* xr, const T* rz, const T* hn, T* h, T* y, T* gates, int64_t H) {
+  if (gates) gru_forward_new_loop<T, true>(xr, rz, hn, h, y, gates, H);
+  else gru_forward_new_loop<T, false>(xr, rz, hn, h, y, gates, H);
+}
+
+template <typename T>
+void gru_backward_lbr(const T* __restrict gates, const T* __restrict h_prev,
+                      const T* __restrict dh, T* __restrict dgh, T* __restrict dgx,
+                      T* __restrict dh_prev, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T r = gates[j], z = gates[H + j], n = gates[2 * H + j], hn_lin = gates[3 * H + j];
+    const auto b = math::gru_blend_backward(z, n, h_prev[j], dh[j]);
+    const T da_r = math::sigmoid_grad(r, b.da_n * hn_lin);
+    dgh[j] = da_r;
+    dgh[H + j] = b.da_z;
+    dgh[2 * H + j] = b.da_n * r;
+    dgx[j] = da_r;
+    dgx[H + j] = b.da_z;
+    dgx[2 * H + j] = b.da_n;
+    dh_prev[j] = b.dh_prev;
+  }
+}
+
+template <typename T>
+void gru_backward_blend(const T* __restrict gates, const T* __restrict h_prev,
+                        const T* __restrict dh, T* __restrict dg, T* __restrict dh_prev,
+                        int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const auto b = math::gru_blend_backward(gates[H + j], gates[2 * H + j], h_prev[j], dh[j]);
+    dg[H + j] = b.da_z;
+    dg[2 * H + j] = b.da_n;
+    dh_prev[j] = b.dh_prev;
+  }
+}
+
+template <typename T>
+void gru_backward_reset(const T* __restrict gates, const T* __restrict h_prev,
+                        const T* __restrict drh, T* __restrict dg, T* __restrict dh_prev,
+                        int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    dg[j] = math::sigmoid_grad(gates[j], drh[j] * h_prev[j]);
+    dh_prev[j] += drh[j] * gates[j];
+  }
+}
+
+template <typename T>
+const RowKernels<T> kKernels = {
+    FUSEDRNN_STR(FUSEDRNN_ISA), lstm_forward<T>,       lstm_backward<T>,
+    gru_forward_lbr<T>,         gru_forward_reset<T>,  gru_forward_new<T>,
+    gru_backward_lbr<T>,        gru_backward_blend<T>, gru_backward_reset<T>,
+};
+
+}  // namespace
+
+template <typename T>
+const RowKernels<T>* kernels() {
+  return &kKernels<T>;
+}
+template const RowKernels<float>* kernels<float>();
+template const RowKernels<double>* kernels<double>();
+
+}  // namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA)
