@@ -106,6 +106,8 @@ void bind_gru(py::module_& m) {
   py::class_<GruSavedState>(m, "GruSaved",
                             "What gru_backward needs from a training gru_forward (opaque).")
       .def_property_readonly("steps", [](const GruSavedState& s) { return s.steps; })
+      .def_property_readonly("batch", [](const GruSavedState& s) { return s.batch; })
+      .def_property_readonly("output_size", [](const GruSavedState& s) { return s.hidden; })
       .def("__repr__", [](const GruSavedState& s) {
         return "<fusedrnn GruSaved T=" + std::to_string(s.steps) +
                " B=" + std::to_string(s.batch) + " H=" + std::to_string(s.hidden) +

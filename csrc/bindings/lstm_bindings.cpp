@@ -23,13 +23,14 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   int64_t P = H;
   if (!w_hr_obj.is_none()) P = shape_of("w_hr", w_hr_obj, 2, "(P, H)")[0];
 
+  const char* out = w_hr_obj.is_none() ? "H" : "P";  // the size of h and y
   auto x = take<T>("x", x_obj, {{"T", T_}, {"B", B}, {"I", I}});
   auto w_ih = take<T>("w_ih", w_ih_obj, {{"4*H", 4 * H}, {"I", I}});
-  auto w_hh = take<T>("w_hh", w_hh_obj, {{"4*H", 4 * H}, {"P", P}});
+  auto w_hh = take<T>("w_hh", w_hh_obj, {{"4*H", 4 * H}, {out, P}});
   auto b_ih = take_optional<T>("b_ih", b_ih_obj, {{"4*H", 4 * H}});
   auto b_hh = take_optional<T>("b_hh", b_hh_obj, {{"4*H", 4 * H}});
   auto w_hr = take_optional<T>("w_hr", w_hr_obj, {{"P", P}, {"H", H}});
-  auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {"P", P}});
+  auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {out, P}});
   auto c0 = take_optional<T>("c0", c0_obj, {{"B", B}, {"H", H}});
   auto lengths = take_lengths(lengths_obj, B, T_);
   checked_count("y", {T_, B, P});
@@ -73,8 +74,9 @@ template <typename T>
 py::tuple backward(const LstmSavedState& st, py::handle dy_obj, py::handle dhn_obj,
                    py::handle dcn_obj) {
   const int64_t T_ = st.steps, B = st.batch, I = st.input, H = st.hidden, P = st.proj;
-  auto dy = take<T>("dy", dy_obj, {{"T", T_}, {"B", B}, {"P", P}});
-  auto dhn = take_optional<T>("dhn", dhn_obj, {{"B", B}, {"P", P}});
+  const char* out = st.w_hr.is_none() ? "H" : "P";
+  auto dy = take<T>("dy", dy_obj, {{"T", T_}, {"B", B}, {out, P}});
+  auto dhn = take_optional<T>("dhn", dhn_obj, {{"B", B}, {out, P}});
   auto dcn = take_optional<T>("dcn", dcn_obj, {{"B", B}, {"H", H}});
 
   LstmProblem<T> p;
@@ -122,6 +124,8 @@ void bind_lstm(py::module_& m) {
   py::class_<LstmSavedState>(m, "LstmSaved",
                              "What lstm_backward needs from a training lstm_forward (opaque).")
       .def_property_readonly("steps", [](const LstmSavedState& s) { return s.steps; })
+      .def_property_readonly("batch", [](const LstmSavedState& s) { return s.batch; })
+      .def_property_readonly("output_size", [](const LstmSavedState& s) { return s.proj; })
       .def("__repr__", [](const LstmSavedState& s) {
         return "<fusedrnn LstmSaved T=" + std::to_string(s.steps) +
                " B=" + std::to_string(s.batch) + " H=" + std::to_string(s.hidden) +

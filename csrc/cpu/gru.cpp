@@ -52,7 +52,8 @@ void forward_pass_lbr(const GruDims<T>& d, const StepOrder& order, int64_t s, co
     if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
     kernels.gru_forward_lbr(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, b_hn, hb,
                             row_at(y, order, s, b, d.B, d.H),
-                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H);
+                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H,
+                            d.H);
   }
 }
 
@@ -68,7 +69,7 @@ void forward_pass_reset(const GruDims<T>& d, const StepOrder& order, int64_t s,
       continue;
     }
     kernels.gru_forward_reset(row_at(xproj, order, s, b, d.B, d.G), hrz + b * 2 * d.H,
-                              h + b * d.H, rh + b * d.H, d.H);
+                              h + b * d.H, rh + b * d.H, d.H, d.H);
   }
 }
 
@@ -86,7 +87,8 @@ void forward_pass_new(const GruDims<T>& d, const StepOrder& order, int64_t s, co
     if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
     kernels.gru_forward_new(row_at(xproj, order, s, b, d.B, d.G), rz + b * 2 * d.H,
                             hn + b * d.H, hb, row_at(y, order, s, b, d.B, d.H),
-                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H);
+                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H,
+                            d.H);
   }
 }
 
@@ -168,9 +170,9 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
       const T* hp = row_at(saved.h_prev, order, s, b, d.B, H);
       if (lbr)
         kernels.gru_backward_lbr(gt, hp, dhb, dgs, row_at(dgx.data(), order, s, b, d.B, G), dhn_b,
-                                 H);
+                                 H, H);
       else
-        kernels.gru_backward_blend(gt, hp, dhb, dgs, dhn_b, H);
+        kernels.gru_backward_blend(gt, hp, dhb, dgs, dhn_b, H, H);
     }
     if (!lbr) {
       // Pass 2 (original GRU): through r * h, after d(rh) = dg_n @ w_hn.
@@ -180,7 +182,7 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
         if (!order.valid(s, b)) continue;
         kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S),
                                    row_at(saved.h_prev, order, s, b, d.B, H), drh.data() + b * H,
-                                   dgh_step + b * G, dh_next.data() + b * H, H);
+                                   dgh_step + b * G, dh_next.data() + b * H, H, H);
       }
       // n's recurrent path went through r * h above; only r and z remain for the GEMM below.
     }

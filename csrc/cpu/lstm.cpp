@@ -52,7 +52,7 @@ void forward_gate_pass(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
     }
     T* hout = h_out + b * H;
     kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, c + b * H, hout,
-                         sg, sc, H);
+                         sg, sc, H, H);
     if (!p.w_hr) std::copy(hout, hout + H, yr);
   }
 }
@@ -143,7 +143,7 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
       const T* dht = proj ? dh_tilde.data() + b * d.H : dh.data() + b * d.P;
       kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G),
                             row_at(saved.c_prev, order, s, b, d.B, d.H), dht, g.dc0 + b * d.H,
-                            dg, ht, d.H);
+                            dg, ht, d.H, d.H);
       if (!order.steps_are_blocks())
         std::copy(dg, dg + d.G, row_at(dgates.data(), order, s, b, d.B, d.G));
     }

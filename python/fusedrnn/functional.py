@@ -105,12 +105,20 @@ def _renamed(names):
         raise
 
 
-def _one_step(name, a):
+def _one_step(name, a, shape=None):
+    """a (B, N) as a sequence of one step, after checking it is 2-D (and `shape`, when given:
+    the cell's own message, rather than the sequence kernel's 3-D one)."""
     a = _array(a)
+    form = "(B, I)" if name == "x" else "(B, H)"
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (B, {'I' if name == 'x' else 'H'}), "
-                         f"got shape {a.shape}")
+        raise ValueError(f"{name}: expected a 2-D array {form}, got shape {a.shape}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name}: expected shape (B={shape[0]}, H={shape[1]}), got {a.shape}")
     return a[None]
+
+
+def _cell_output_shape(saved):
+    return (saved.batch, saved.output_size)
 
 
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=False):
@@ -128,7 +136,7 @@ def lstm_cell_backward(saved, dh1, dc1=None):
     """Gradients of lstm_cell from its ``saved``: LstmCellGrads (dh, dc: of h and c)."""
     _check_saved(saved, _core.LstmSaved, "lstm_cell")
     with _renamed({"dy": "dh1", "dcn": "dc1"}):
-        g = lstm_backward(saved, _one_step("dh1", dh1), None, dc1)
+        g = lstm_backward(saved, _one_step("dh1", dh1, _cell_output_shape(saved)), None, dc1)
     return LstmCellGrads(g.dx[0], g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
 
 
@@ -148,5 +156,5 @@ def gru_cell_backward(saved, dh1):
     """Gradients of gru_cell from its ``saved``: GruCellGrads (dh: of h)."""
     _check_saved(saved, _core.GruSaved, "gru_cell")
     with _renamed({"dy": "dh1"}):
-        g = gru_backward(saved, _one_step("dh1", dh1))
+        g = gru_backward(saved, _one_step("dh1", dh1, _cell_output_shape(saved)))
     return GruCellGrads(g.dx[0], g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)

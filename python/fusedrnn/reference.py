@@ -275,6 +275,12 @@ def _add(total, g):
     return None if g is None else (g if total is None else total + g)
 
 
+def _zero_grads(params, dt):
+    """Zero gradients shaped like the parameters (None for an absent one): the sum over no
+    steps, which is what a sequence of length 0 gives."""
+    return {"d" + k: None if a is None else np.zeros(a.shape, dt) for k, a in params.items()}
+
+
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *,
                  w_hr=None, lengths=None, reverse=False):
     """LSTM over a sequence, one layer, one direction.
@@ -301,7 +307,8 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *,
         h = m * h_new + (1 - m) * h
         c = m * c_new + (1 - m) * c
     cache = dict(steps=steps, mask=mask, T=T, B=B, H=H, H_out=H_out, dtype=dt,
-                 input_size=x.shape[2])
+                 input_size=x.shape[2],
+                 params=dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr))
     return y, h, c, cache
 
 
@@ -316,7 +323,7 @@ def lstm_backward(cache, dy, dhn=None, dcn=None):
     dh = _zeros_if_none(dhn, (B, cache["H_out"]), dt)
     dc = _zeros_if_none(dcn, (B, cache["H"]), dt)
     dx = np.zeros((T, B, cache["input_size"]), dt)
-    totals = {}
+    totals = _zero_grads(cache["params"], dt)
     for t, step in reversed(cache["steps"]):
         m = mask[t]
         # h_new reaches the loss through y[t] and through the next state, both masked.
@@ -325,7 +332,7 @@ def lstm_backward(cache, dy, dhn=None, dcn=None):
         dh = g["dh"] + (1 - m) * dh
         dc = g["dc"] + (1 - m) * dc
         for k in ("dw_ih", "dw_hh", "db_ih", "db_hh", "dw_hr"):
-            totals[k] = _add(totals.get(k), g[k])
+            totals[k] = _add(totals[k], g[k])
     return dict(dx=dx, dh0=dh, dc0=dc, **totals)
 
 
@@ -350,7 +357,8 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *,
         m = mask[t]
         y[t] = m * h_new
         h = m * h_new + (1 - m) * h
-    cache = dict(steps=steps, mask=mask, T=T, B=B, H=H, dtype=dt, input_size=x.shape[2])
+    cache = dict(steps=steps, mask=mask, T=T, B=B, H=H, dtype=dt, input_size=x.shape[2],
+                 params=dict(w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh))
     return y, h, cache
 
 
@@ -363,12 +371,12 @@ def gru_backward(cache, dy, dhn=None):
     dy = _zeros_if_none(dy, (T, B, cache["H"]), dt)
     dh = _zeros_if_none(dhn, (B, cache["H"]), dt)
     dx = np.zeros((T, B, cache["input_size"]), dt)
-    totals = {}
+    totals = _zero_grads(cache["params"], dt)
     for t, step in reversed(cache["steps"]):
         m = mask[t]
         g = _gru_step_backward(step, m * (dy[t] + dh))
         dx[t] = g["dx"]
         dh = g["dh"] + (1 - m) * dh
         for k in ("dw_ih", "dw_hh", "db_ih", "db_hh"):
-            totals[k] = _add(totals.get(k), g[k])
+            totals[k] = _add(totals[k], g[k])
     return dict(dx=dx, dh0=dh, **totals)
