@@ -6,8 +6,18 @@
 
 #include <cblas.h>
 
+#include "thread_team.hpp"
+
 namespace fusedrnn::cpu {
 namespace {
+
+void use_one_blas_thread() {
+  static const bool once = [] {
+    scipy_openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
 
 blasint to_blas(int64_t v) {
   if (v > INT_MAX) throw std::length_error("fusedrnn: a matrix dimension exceeds 2^31 - 1");
@@ -32,6 +42,7 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  use_one_blas_thread();
   if (k == 0) {
     for (int64_t r = 0; r < m; ++r)
       for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == T(0) ? T(0) : beta * c[r * ldc + j];
@@ -42,9 +53,32 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
             to_blas(std::max<int64_t>(ldb, 1)), beta, c, to_blas(std::max<int64_t>(ldc, 1)));
 }
 
+template <typename T>
+void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
+                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  for (int64_t v : {m, n, k, lda, ldb, ldc}) to_blas(v);  // throw here, not in a worker
+  constexpr int64_t kMinRows = 16;  // below this a split costs more than it saves
+  const int threads = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(team_size(), m / kMinRows)));
+  if (threads == 1 || n * k < 4096) {
+    gemm<T>(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  parallel_run(threads, [&](int tid, SpinBarrier&) {
+    const Range r = split_range(m, threads, tid, kMinRows);
+    if (r.size() == 0) return;
+    const T* a_rows = trans_a ? a + r.begin : a + r.begin * lda;
+    gemm<T>(trans_a, trans_b, r.size(), n, k, a_rows, lda, b, ldb, beta, c + r.begin * ldc, ldc);
+  });
+}
+
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
                            const double*, int64_t, double, double*, int64_t);
+template void parallel_gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
+                                   const float*, int64_t, float, float*, int64_t);
+template void parallel_gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*,
+                                    int64_t, const double*, int64_t, double, double*, int64_t);
 
 }  // namespace fusedrnn::cpu

@@ -1,5 +1,7 @@
 // GEMM glue over the BLAS of scipy-openblas32 (the one NumPy and SciPy ship with).
-// Row-major throughout, like every array in fusedrnn.
+// Row-major throughout, like every array in fusedrnn. The BLAS runs single-threaded: our
+// thread team splits the large GEMMs itself (parallel_gemm), so that two thread pools never
+// compete for the same cores, and its workers never spin while the time loop runs.
 #pragma once
 
 #include <cstdint>
@@ -13,5 +15,10 @@ namespace fusedrnn::cpu {
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// The same product, its rows of C split across the thread team (for the once-per-call GEMMs).
+template <typename T>
+void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
+                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 }  // namespace fusedrnn::cpu

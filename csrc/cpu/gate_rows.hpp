@@ -1,60 +1,167 @@
-// The per-row gate kernels: everything of a timestep that runs after its recurrent GEMM, for
-// one batch row of H hidden units. gate_rows.cpp is compiled once per SIMD level (generic,
-// AVX2+FMA, AVX-512) and row_kernels<T>() hands out the best one this CPU runs.
-//
-// Gate blocks are laid out as in the weights: row[k * H + j] is gate k of unit j. Each kernel
-// handles units [0, n) of rows whose gate stride is H, so a thread passes pointers offset to
-// its first unit and n = its share. Pointers never alias one another; "or null" arguments are
-// skipped when null. The gru_forward_reset rz row has stride H too (r block, then z block).
+// The gate row loops of the step kernels (included by step_kernels.cpp only, once per SIMD
+// level): plain loops over the shared gate math, which the compiler vectorises (the float
+// activations are branch-free arithmetic). No standard-library templates here: an
+// out-of-line copy of one could be shared with a build for another instruction set.
 #pragma once
 
 #include <cstdint>
 
-namespace fusedrnn::cpu {
+#include "activations.hpp"
+#include "fusedrnn/gate_math.hpp"
+
+namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA) {
+namespace {
+
+using Act = FastActivations;
+
+
+template <typename T, bool kSave>
+FUSEDRNN_HD void lstm_forward_loop(const T* __restrict xr, const T* __restrict hr,
+                                   T* __restrict c, T* __restrict h, T* __restrict gates,
+                                   T* __restrict c_prev, int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const auto p = math::lstm_forward_point<Act>(xr[j] + hr[j], xr[H + j] + hr[H + j],
+                                                 xr[2 * H + j] + hr[2 * H + j],
+                                                 xr[3 * H + j] + hr[3 * H + j], c[j]);
+    if (kSave) {
+      gates[j] = p.i;
+      gates[H + j] = p.f;
+      gates[2 * H + j] = p.g;
+      gates[3 * H + j] = p.o;
+      c_prev[j] = c[j];
+    }
+    c[j] = p.c;
+    h[j] = p.h;
+  }
+}
 
 template <typename T>
-struct RowKernels {
-  const char* isa;
+void lstm_forward(const T* xr, const T* hr, T* c, T* h, T* gates, T* c_prev, int64_t H, int64_t n) {
+  if (gates) lstm_forward_loop<T, true>(xr, hr, c, h, gates, c_prev, H, n);
+  else lstm_forward_loop<T, false>(xr, hr, c, h, gates, c_prev, H, n);
+}
 
-  // LSTM forward: c [H] is updated in place from the pre-activations xr + hr [4H]; h [H]
-  // gets o * tanh(c). Training: gates [4H] gets i, f, g, o and c_prev [H] the old c.
-  void (*lstm_forward)(const T* xr, const T* hr, T* c, T* h, T* gates, T* c_prev, int64_t H, int64_t n);
+template <typename T, bool kTilde>
+FUSEDRNN_HD void lstm_backward_loop(const T* __restrict gates, const T* __restrict c_prev,
+                                    const T* __restrict dh, T* __restrict dc, T* __restrict dg,
+                                    T* __restrict h_tilde, int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const auto r = math::lstm_backward_point<Act>(gates[j], gates[H + j], gates[2 * H + j],
+                                                  gates[3 * H + j], c_prev[j], dh[j], dc[j]);
+    dg[j] = r.da_i;
+    dg[H + j] = r.da_f;
+    dg[2 * H + j] = r.da_g;
+    dg[3 * H + j] = r.da_o;
+    dc[j] = r.dc_prev;
+    if (kTilde) h_tilde[j] = r.h;
+  }
+}
 
-  // LSTM backward: from the saved gates [4H], c_prev [H] and dh [H] (gradient of
-  // o * tanh(c)), writes dg [4H] (pre-activation gradients) and turns dc [H] (in: from the
-  // next step) into the gradient of c_prev. h_tilde [H] or null: gets o * tanh(c).
-  void (*lstm_backward)(const T* gates, const T* c_prev, const T* dh, T* dc, T* dg, T* h_tilde,
-                        int64_t H, int64_t n);
-
-  // GRU, linear_before_reset: xr [3H] with the folded biases, hr [3H] = W_hh h, b_hn [H].
-  // Updates h [H] in place and copies it to y [H]. gates [4H] or null: r, z, n, W_hn h + b_hn.
-  void (*gru_forward_lbr)(const T* xr, const T* hr, const T* b_hn, T* h, T* y, T* gates,
-                          int64_t H, int64_t n);
-
-  // Original GRU, first half: rz [2H] holds W_hr h, W_hz h and becomes r, z; rh [H] = r * h.
-  void (*gru_forward_reset)(const T* xr, T* rz, const T* h, T* rh, int64_t H, int64_t n);
-
-  // Original GRU, second half: n = tanh(xr_n + hn) with hn [H] = W_hn (r * h); updates h,
-  // copies to y. gates [3H] or null: r, z, n.
-  void (*gru_forward_new)(const T* xr, const T* rz, const T* hn, T* h, T* y, T* gates,
-                          int64_t H, int64_t n);
-
-  // GRU backward, linear_before_reset: dh [H] is the total gradient of this step's output.
-  // Writes dgh [3H] (h-side pre-activations), dgx [3H] (x-side), dh_prev [H] (direct path).
-  void (*gru_backward_lbr)(const T* gates, const T* h_prev, const T* dh, T* dgh, T* dgx,
-                           T* dh_prev, int64_t H, int64_t n);
-
-  // Original GRU backward, first half: dg [3H] gets the z and n blocks; dh_prev [H] the direct
-  // path. Second half, after drh [H] = dg_n @ W_hn: dg's r block, and dh_prev += drh * r.
-  void (*gru_backward_blend)(const T* gates, const T* h_prev, const T* dh, T* dg, T* dh_prev,
-                             int64_t H, int64_t n);
-  void (*gru_backward_reset)(const T* gates, const T* h_prev, const T* drh, T* dg, T* dh_prev,
-                             int64_t H, int64_t n);
-};
-
-// The kernels for this CPU: the best SIMD level it supports, capped by the environment
-// variable FUSEDRNN_SIMD (generic, avx2, avx512) when set.
 template <typename T>
-const RowKernels<T>& row_kernels();
+void lstm_backward(const T* gates, const T* c_prev, const T* dh, T* dc, T* dg, T* h_tilde,
+                   int64_t H, int64_t n) {
+  if (h_tilde) lstm_backward_loop<T, true>(gates, c_prev, dh, dc, dg, h_tilde, H, n);
+  else lstm_backward_loop<T, false>(gates, c_prev, dh, dc, dg, h_tilde, H, n);
+}
 
-}  // namespace fusedrnn::cpu
+template <typename T, bool kSave>
+FUSEDRNN_HD void gru_forward_lbr_loop(const T* __restrict xr, const T* __restrict hr,
+                                      const T* __restrict b_hn, const T* __restrict h_prev,
+                                      T* __restrict h, T* __restrict y, T* __restrict gates,
+                                      int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T hn_lin = hr[2 * H + j] + b_hn[j];
+    const auto p = math::gru_forward_point_lbr<Act>(xr[j] + hr[j], xr[H + j] + hr[H + j],
+                                                    xr[2 * H + j], hn_lin, h_prev[j]);
+    if (kSave) {
+      gates[j] = p.r;
+      gates[H + j] = p.z;
+      gates[2 * H + j] = p.n;
+      gates[3 * H + j] = hn_lin;
+    }
+    h[j] = p.h;
+    y[j] = p.h;
+  }
+}
+
+template <typename T>
+void gru_forward_lbr(const T* xr, const T* hr, const T* b_hn, const T* h_prev, T* h, T* y,
+                     T* gates, int64_t H, int64_t n) {
+  if (gates) gru_forward_lbr_loop<T, true>(xr, hr, b_hn, h_prev, h, y, gates, H, n);
+  else gru_forward_lbr_loop<T, false>(xr, hr, b_hn, h_prev, h, y, gates, H, n);
+}
+
+template <typename T>
+void gru_forward_reset(const T* __restrict xr, T* __restrict rz, const T* __restrict h,
+                       T* __restrict rh, int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    rz[j] = Act::sigmoid(xr[j] + rz[j]);
+    rz[H + j] = Act::sigmoid(xr[H + j] + rz[H + j]);
+  }
+  for (int64_t j = 0; j < n; ++j) rh[j] = rz[j] * h[j];
+}
+
+template <typename T, bool kSave>
+FUSEDRNN_HD void gru_forward_new_loop(const T* __restrict xr, const T* __restrict rz,
+                                      const T* __restrict hn, T* __restrict h, T* __restrict y,
+                                      T* __restrict gates, int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T n = Act::tanh(xr[2 * H + j] + hn[j]);
+    if (kSave) {
+      gates[j] = rz[j];
+      gates[H + j] = rz[H + j];
+      gates[2 * H + j] = n;
+    }
+    h[j] = math::gru_blend(rz[H + j], n, h[j]);
+    y[j] = h[j];
+  }
+}
+
+template <typename T>
+void gru_forward_new(const T* xr, const T* rz, const T* hn, T* h, T* y, T* gates, int64_t H, int64_t n) {
+  if (gates) gru_forward_new_loop<T, true>(xr, rz, hn, h, y, gates, H, n);
+  else gru_forward_new_loop<T, false>(xr, rz, hn, h, y, gates, H, n);
+}
+
+template <typename T>
+void gru_backward_lbr(const T* __restrict gates, const T* __restrict h_prev,
+                      const T* __restrict dh, T* __restrict dgh, T* __restrict dgx,
+                      T* __restrict dh_prev, int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T r = gates[j], z = gates[H + j], n = gates[2 * H + j], hn_lin = gates[3 * H + j];
+    const auto b = math::gru_blend_backward(z, n, h_prev[j], dh[j]);
+    const T da_r = math::sigmoid_grad(r, b.da_n * hn_lin);
+    dgh[j] = da_r;
+    dgh[H + j] = b.da_z;
+    dgh[2 * H + j] = b.da_n * r;
+    dgx[j] = da_r;
+    dgx[H + j] = b.da_z;
+    dgx[2 * H + j] = b.da_n;
+    dh_prev[j] = b.dh_prev;
+  }
+}
+
+template <typename T>
+void gru_backward_blend(const T* __restrict gates, const T* __restrict h_prev,
+                        const T* __restrict dh, T* __restrict dg, T* __restrict dh_prev,
+                        int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const auto b = math::gru_blend_backward(gates[H + j], gates[2 * H + j], h_prev[j], dh[j]);
+    dg[H + j] = b.da_z;
+    dg[2 * H + j] = b.da_n;
+    dh_prev[j] = b.dh_prev;
+  }
+}
+
+template <typename T>
+void gru_backward_reset(const T* __restrict gates, const T* __restrict h_prev,
+                        const T* __restrict drh, T* __restrict dg, T* __restrict dh_prev,
+                        int64_t H, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    dg[j] = math::sigmoid_grad(gates[j], drh[j] * h_prev[j]);
+    dh_prev[j] += drh[j] * gates[j];
+  }
+}
+
+}  // namespace
+}  // namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA)

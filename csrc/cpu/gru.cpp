@@ -1,17 +1,21 @@
-// GRU sequence kernels, both variants. linear_before_reset (PyTorch, cuDNN) needs one
-// recurrent GEMM per step and one fused gate pass; the original GRU applies r before W_hn, so
-// its step is two GEMMs, each followed by its half of the gate math.
+// GRU sequence kernels, both variants. linear_before_reset (PyTorch, cuDNN) runs its time loop
+// on the thread team like the LSTM: per step each thread's part of the recurrent GEMM on its
+// packed w_hh slice, then one fused gate pass over its units; one barrier per step. The
+// original GRU applies r before W_hn, so its step is two GEMMs, each followed by its half of
+// the gate math; it runs on one thread with the BLAS per step (not yet split).
 #include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "fusedrnn/fusedrnn.hpp"
-#include "gate_rows.hpp"
 #include "sequence.hpp"
+#include "step_kernels.hpp"
 
 namespace fusedrnn {
 namespace {
 
+using cpu::Range;
+using cpu::SpinBarrier;
 using cpu::StepOrder;
 using cpu::gemm;
 using cpu::row_at;
@@ -24,8 +28,52 @@ struct GruDims {
         S(gru_saved_width(p.linear_before_reset, p.hidden)) {}
 };
 
-// Padding rows: y is 0, the state is kept, and the saved rows are zeroed so that backward's
-// 0 * saved products stay finite.
+// linear_before_reset. hn holds h0 on entry and the final state on exit.
+template <typename T>
+void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
+                  const T* xproj, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false);
+  std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
+  const int64_t H = d.H;
+
+  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* h_cur = hn;
+    T* h_next = h_other.data();
+    for (int64_t s = 0; s < d.T_; ++s) {
+      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        const T* hc = h_cur + b * H + u.begin;
+        T* hx = h_next + b * H + u.begin;
+        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
+        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
+        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
+        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
+          std::copy(hc, hc + n, hx);
+          std::fill(yr, yr + n, T(0));
+          if (saved) {  // never read by backward, but must be finite (0 * x there)
+            cpu::fill_gates(sg, 4, H, n, T(0));
+            std::fill(sh, sh + n, T(0));
+          }
+          continue;
+        }
+        if (saved) std::copy(hc, hc + n, sh);
+        kernels.gru_forward_lbr(row_at(xproj, order, s, b, d.B, d.G) + u.begin,
+                                hproj.data() + b * d.G + u.begin, b_hn + u.begin, hc, hx, yr, sg,
+                                H, n);
+      }
+      barrier.wait();
+      std::swap(h_cur, h_next);
+    }
+    if (h_cur != hn)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(h_cur + b * H + u.begin, h_cur + b * H + u.end, hn + b * H + u.begin);
+  });
+}
+
+// Padding rows of the original GRU's loop: y is 0, the state is kept, the saved rows zeroed.
 template <typename T>
 void pad_row(const GruDims<T>& d, const StepOrder& order, int64_t s, int64_t b, T* y,
              const GruSaved<T>* saved) {
@@ -38,57 +86,125 @@ void pad_row(const GruDims<T>& d, const StepOrder& order, int64_t s, int64_t b, 
   std::fill(sh, sh + d.H, T(0));
 }
 
-// linear_before_reset: hproj = h @ w_hh^T holds all three recurrent projections.
+// The original GRU, on one thread: r, z from h @ w_hh[:2H]^T; n from (r * h) @ w_hn^T.
 template <typename T>
-void forward_pass_lbr(const GruDims<T>& d, const StepOrder& order, int64_t s, const T* xproj,
-                      const T* hproj, const T* b_hn, T* h, T* y, const GruSaved<T>* saved) {
-  const auto& kernels = cpu::row_kernels<T>();
-  for (int64_t b = 0; b < d.B; ++b) {
-    if (!order.valid(s, b)) {
-      pad_row(d, order, s, b, y, saved);
-      continue;
+void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
+                      const T* xproj, T* y, T* hn, const GruSaved<T>* saved) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const int64_t H = d.H;
+  std::vector<T> rz(d.B * 2 * H), rh(d.B * H), hnew(d.B * H);
+  const T* w_hn = p.w_hh + 2 * H * H;
+  for (int64_t s = 0; s < d.T_; ++s) {
+    gemm<T>(false, true, d.B, 2 * H, H, hn, H, p.w_hh, H, T(0), rz.data(), 2 * H);
+    for (int64_t b = 0; b < d.B; ++b) {
+      if (!order.valid(s, b)) {
+        std::fill(rh.begin() + b * H, rh.begin() + (b + 1) * H, T(0));
+        continue;
+      }
+      kernels.gru_forward_reset(row_at(xproj, order, s, b, d.B, d.G), rz.data() + b * 2 * H,
+                                hn + b * H, rh.data() + b * H, H, H);
     }
-    T* hb = h + b * d.H;
-    if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
-    kernels.gru_forward_lbr(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, b_hn, hb,
-                            row_at(y, order, s, b, d.B, d.H),
-                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H,
-                            d.H);
+    gemm<T>(false, true, d.B, H, H, rh.data(), H, w_hn, H, T(0), hnew.data(), H);
+    for (int64_t b = 0; b < d.B; ++b) {
+      if (!order.valid(s, b)) {
+        pad_row(d, order, s, b, y, saved);
+        continue;
+      }
+      T* hb = hn + b * H;
+      if (saved) std::copy(hb, hb + H, row_at(saved->h_prev, order, s, b, d.B, H));
+      kernels.gru_forward_new(row_at(xproj, order, s, b, d.B, d.G), rz.data() + b * 2 * H,
+                              hnew.data() + b * H, hb, row_at(y, order, s, b, d.B, H),
+                              saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, H,
+                              H);
+    }
   }
 }
 
-// Original GRU, first half: r and z from hrz = h @ w_hh[:2H]^T (activated in place), and
-// rh = r * h, the input of the second GEMM.
+// Backward time loop of linear_before_reset: per step each thread computes the gate gradients
+// of its units (dgh: h-side, time-major or gathered per step; dgx: x-side, time-major) and
+// the direct path of dh_prev, then after the barrier its columns of dh_prev += dgh @ w_hh.
+// dh holds dhn on entry and dh0 on exit.
 template <typename T>
-void forward_pass_reset(const GruDims<T>& d, const StepOrder& order, int64_t s,
-                        const T* xproj, T* hrz, const T* h, T* rh) {
-  const auto& kernels = cpu::row_kernels<T>();
-  for (int64_t b = 0; b < d.B; ++b) {
-    if (!order.valid(s, b)) {
-      std::fill(rh + b * d.H, rh + (b + 1) * d.H, T(0));
-      continue;
+void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
+                   const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, true);
+  const int64_t H = d.H, G = d.G;
+  const bool blocks = order.steps_are_blocks();
+  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), dh_other(d.B * H);
+
+  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* dh_cur = dh;
+    T* dh_next = dh_other.data();
+    for (int64_t s = d.T_ - 1; s >= 0; --s) {
+      T* dg_step = blocks ? dgh + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* dg = dg_step + b * G + u.begin;
+        T* dhc = dh_cur + b * H + u.begin;
+        T* dhx = dh_next + b * H + u.begin;
+        if (!order.valid(s, b)) {  // padding: the gradient passes through
+          cpu::fill_gates(dg, 3, H, n, T(0));
+          std::copy(dhc, dhc + n, dhx);
+          continue;
+        }
+        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
+        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+        kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                                 row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dhc, dg,
+                                 row_at(dgx, order, s, b, d.B, G) + u.begin, dhx, H, n);
+        if (!blocks) cpu::copy_gates(dg, row_at(dgh, order, s, b, d.B, G) + u.begin, 3, H, n);
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, plan.backward[tid], d.B, dg_step, G, dh_next, H, true);
+      std::swap(dh_cur, dh_next);
     }
-    kernels.gru_forward_reset(row_at(xproj, order, s, b, d.B, d.G), hrz + b * 2 * d.H,
-                              h + b * d.H, rh + b * d.H, d.H, d.H);
-  }
+    if (dh_cur != dh)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+  });
 }
 
-// Original GRU, second half: n from hn = (r * h) @ w_hn^T, then the state update.
+// Backward of the original GRU, on one thread; dg (time-major) serves both the x side and
+// the h side, which share their pre-activations here.
 template <typename T>
-void forward_pass_new(const GruDims<T>& d, const StepOrder& order, int64_t s, const T* xproj,
-                      const T* rz, const T* hn, T* h, T* y, const GruSaved<T>* saved) {
-  const auto& kernels = cpu::row_kernels<T>();
-  for (int64_t b = 0; b < d.B; ++b) {
-    if (!order.valid(s, b)) {
-      pad_row(d, order, s, b, y, saved);
-      continue;
+void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
+                       const GruSaved<T>& saved, const T* dy, T* dg, T* dh) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const int64_t H = d.H, G = d.G;
+  const bool blocks = order.steps_are_blocks();
+  std::vector<T> dstep(blocks ? 0 : d.B * G), dh_next(d.B * H), drh(d.B * H);
+  for (int64_t s = d.T_ - 1; s >= 0; --s) {
+    T* dg_step = blocks ? dg + order.block_time(s) * d.B * G : dstep.data();
+    // First half: dy, the blend, n; the direct dh_prev path goes into dh_next.
+    for (int64_t b = 0; b < d.B; ++b) {
+      T* dgs = dg_step + b * G;
+      T* dhb = dh + b * H;
+      if (!order.valid(s, b)) {
+        std::fill(dgs, dgs + G, T(0));
+        std::copy(dhb, dhb + H, dh_next.begin() + b * H);  // padding passes it through
+        continue;
+      }
+      const T* dyr = row_at(dy, order, s, b, d.B, H);
+      for (int64_t j = 0; j < H; ++j) dhb[j] += dyr[j];
+      kernels.gru_backward_blend(row_at(saved.gates, order, s, b, d.B, d.S),
+                                 row_at(saved.h_prev, order, s, b, d.B, H), dhb, dgs,
+                                 dh_next.data() + b * H, H, H);
     }
-    T* hb = h + b * d.H;
-    if (saved) std::copy(hb, hb + d.H, row_at(saved->h_prev, order, s, b, d.B, d.H));
-    kernels.gru_forward_new(row_at(xproj, order, s, b, d.B, d.G), rz + b * 2 * d.H,
-                            hn + b * d.H, hb, row_at(y, order, s, b, d.B, d.H),
-                            saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, d.H,
-                            d.H);
+    // Second half: through r * h, after d(rh) = dg_n @ w_hn.
+    gemm<T>(false, false, d.B, H, H, dg_step + 2 * H, G, p.w_hh + 2 * H * H, H, T(0), drh.data(),
+            H);
+    for (int64_t b = 0; b < d.B; ++b) {
+      if (!order.valid(s, b)) continue;
+      kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S),
+                                 row_at(saved.h_prev, order, s, b, d.B, H), drh.data() + b * H,
+                                 dg_step + b * G, dh_next.data() + b * H, H, H);
+      if (!blocks) std::copy(dg_step + b * G, dg_step + (b + 1) * G, row_at(dg, order, s, b, d.B, G));
+    }
+    // n's recurrent path went through r * h above; only r and z remain for this GEMM.
+    gemm<T>(false, false, d.B, H, 2 * H, dg_step, G, p.w_hh, H, T(1), dh_next.data(), H);
+    std::copy(dh_next.begin(), dh_next.end(), dh);
   }
 }
 
@@ -103,33 +219,20 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
   if (d.T_ == 0 || d.B == 0) return;
 
   // b_hn sits inside r * (...) for linear_before_reset, so only b_hr, b_hz fold into xproj.
-  std::vector<T> bias_h;
-  const T* b_hh_folded = p.b_hh;
+  std::vector<T> b_hh_folded, b_hn(H, T(0));
+  const T* b_fold = p.b_hh;
   if (p.b_hh && p.linear_before_reset) {
-    bias_h.assign(p.b_hh, p.b_hh + d.G);
-    std::fill(bias_h.begin() + 2 * H, bias_h.end(), T(0));
-    b_hh_folded = bias_h.data();
+    b_hh_folded.assign(p.b_hh, p.b_hh + d.G);
+    std::fill(b_hh_folded.begin() + 2 * H, b_hh_folded.end(), T(0));
+    std::copy(p.b_hh + 2 * H, p.b_hh + 3 * H, b_hn.begin());
+    b_fold = b_hh_folded.data();
   }
   std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_hh_folded, xproj.data());
-
-  if (p.linear_before_reset) {
-    std::vector<T> hproj(d.B * d.G), b_hn(H, T(0));
-    if (p.b_hh) std::copy(p.b_hh + 2 * H, p.b_hh + 3 * H, b_hn.begin());
-    for (int64_t s = 0; s < d.T_; ++s) {
-      gemm<T>(false, true, d.B, d.G, H, hn, H, p.w_hh, H, T(0), hproj.data(), d.G);
-      forward_pass_lbr(d, order, s, xproj.data(), hproj.data(), b_hn.data(), hn, y, saved);
-    }
-    return;
-  }
-  std::vector<T> rz(d.B * 2 * H), rh(d.B * H), hnew(d.B * H);
-  const T* w_hn = p.w_hh + 2 * H * H;
-  for (int64_t s = 0; s < d.T_; ++s) {
-    gemm<T>(false, true, d.B, 2 * H, H, hn, H, p.w_hh, H, T(0), rz.data(), 2 * H);
-    forward_pass_reset(d, order, s, xproj.data(), rz.data(), hn, rh.data());
-    gemm<T>(false, true, d.B, H, H, rh.data(), H, w_hn, H, T(0), hnew.data(), H);
-    forward_pass_new(d, order, s, xproj.data(), rz.data(), hnew.data(), hn, y, saved);
-  }
+  cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold, xproj.data());
+  if (p.linear_before_reset)
+    forward_team(p, d, order, xproj.data(), b_hn.data(), y, hn, saved);
+  else
+    forward_original(p, d, order, xproj.data(), y, hn, saved);
 }
 
 template <typename T>
@@ -139,82 +242,36 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const int64_t H = d.H, G = d.G, rows = d.T_ * d.B;
   const bool lbr = p.linear_before_reset;
-  const bool blocks = order.steps_are_blocks();
-  const auto& kernels = cpu::row_kernels<T>();
 
-  std::vector<T> dh(d.B * H), dh_next(d.B * H);
-  cpu::copy_or_zero(d.B * H, dhn, dh.data());
+  cpu::copy_or_zero(d.B * H, dhn, g.dh0);  // dh0 carries the gradient through time
   // dgx: gradients of the x-side pre-activations; dgh: of the h-side ones. They differ only in
   // the n block of linear_before_reset (dgh_n = r * dgx_n), so the original GRU shares one.
   std::vector<T> dgx(rows * G, T(0));
   std::vector<T> dgh_own(lbr ? rows * G : 0, T(0));
   T* dgh = lbr ? dgh_own.data() : dgx.data();
-  std::vector<T> dstep(blocks ? 0 : d.B * G);
-  std::vector<T> drh(lbr ? 0 : d.B * H);  // original GRU: gradient of r * h
-
-  for (int64_t s = d.T_ - 1; s >= 0; --s) {
-    T* dgh_step = blocks ? dgh + order.block_time(s) * d.B * G : dstep.data();
-    // Pass 1: dy, the blend, n; the direct dh_prev path goes into dh_next.
-    for (int64_t b = 0; b < d.B; ++b) {
-      T* dgs = dgh_step + b * G;
-      T* dhn_b = dh_next.data() + b * H;
-      T* dhb = dh.data() + b * H;
-      if (!order.valid(s, b)) {
-        std::fill(dgs, dgs + G, T(0));
-        std::copy(dhb, dhb + H, dhn_b);  // padding passes the gradient through
-        continue;
-      }
-      const T* dyr = row_at(dy, order, s, b, d.B, H);
-      for (int64_t j = 0; j < H; ++j) dhb[j] += dyr[j];
-      const T* gt = row_at(saved.gates, order, s, b, d.B, d.S);
-      const T* hp = row_at(saved.h_prev, order, s, b, d.B, H);
-      if (lbr)
-        kernels.gru_backward_lbr(gt, hp, dhb, dgs, row_at(dgx.data(), order, s, b, d.B, G), dhn_b,
-                                 H, H);
-      else
-        kernels.gru_backward_blend(gt, hp, dhb, dgs, dhn_b, H, H);
-    }
-    if (!lbr) {
-      // Pass 2 (original GRU): through r * h, after d(rh) = dg_n @ w_hn.
-      gemm<T>(false, false, d.B, H, H, dgh_step + 2 * H, G, p.w_hh + 2 * H * H, H, T(0),
-              drh.data(), H);
-      for (int64_t b = 0; b < d.B; ++b) {
-        if (!order.valid(s, b)) continue;
-        kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S),
-                                   row_at(saved.h_prev, order, s, b, d.B, H), drh.data() + b * H,
-                                   dgh_step + b * G, dh_next.data() + b * H, H, H);
-      }
-      // n's recurrent path went through r * h above; only r and z remain for the GEMM below.
-    }
-    if (!blocks) {
-      for (int64_t b = 0; b < d.B; ++b) {
-        if (!order.valid(s, b)) continue;
-        const T* dgs = dgh_step + b * G;
-        std::copy(dgs, dgs + G, row_at(dgh, order, s, b, d.B, G));
-      }
-    }
-    const int64_t k = lbr ? G : 2 * H;
-    gemm<T>(false, false, d.B, H, k, dgh_step, G, p.w_hh, H, T(1), dh_next.data(), H);
-    std::swap(dh, dh_next);
+  if (rows > 0) {
+    if (lbr)
+      backward_team(p, d, order, saved, dy, dgx.data(), dgh, g.dh0);
+    else
+      backward_original(p, d, order, saved, dy, dgx.data(), g.dh0);
   }
-  std::copy(dh.begin(), dh.end(), g.dh0);
 
-  gemm<T>(true, false, G, d.I, rows, dgx.data(), G, p.x, d.I, T(0), g.dw_ih, d.I);
-  gemm<T>(false, false, rows, d.I, G, dgx.data(), G, p.w_ih, d.I, T(0), g.dx, d.I);
+  cpu::parallel_gemm<T>(true, false, G, d.I, rows, dgx.data(), G, p.x, d.I, T(0), g.dw_ih, d.I);
+  cpu::parallel_gemm<T>(false, false, rows, d.I, G, dgx.data(), G, p.w_ih, d.I, T(0), g.dx, d.I);
   cpu::column_sums(rows, G, dgx.data(), g.db_ih);
   cpu::column_sums(rows, G, dgh, g.db_hh);
   if (lbr) {
-    gemm<T>(true, false, G, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
+    cpu::parallel_gemm<T>(true, false, G, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
     return;
   }
   // Original GRU: rows r, z of dw_hh see h_prev; rows n see r * h_prev (recomputed).
-  gemm<T>(true, false, 2 * H, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
+  cpu::parallel_gemm<T>(true, false, 2 * H, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
   std::vector<T> rh_all(rows * H);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < H; ++j)
       rh_all[r * H + j] = saved.gates[r * d.S + j] * saved.h_prev[r * H + j];
-  gemm<T>(true, false, H, H, rows, dgh + 2 * H, G, rh_all.data(), H, T(0), g.dw_hh + 2 * H * H,
-          H);
+  cpu::parallel_gemm<T>(true, false, H, H, rows, dgh + 2 * H, G, rh_all.data(), H, T(0),
+                        g.dw_hh + 2 * H * H, H);
 }
 
 template void gru_forward<float>(const GruProblem<float>&, const float*, float*, float*,

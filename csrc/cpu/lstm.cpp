@@ -1,17 +1,21 @@
-// LSTM sequence kernels: one input-projection GEMM per call, then per step one recurrent GEMM
-// and one fused pass over the gates (activations, cell update and, when training, what
-// backward needs). Backward mirrors it and ends in the weight-gradient GEMMs.
+// LSTM sequence kernels: one input-projection GEMM per call, then the time loop, then (in
+// backward) the weight-gradient GEMMs. The time loop runs on the thread team: each thread owns
+// a slice of hidden units, keeps its packed slice of w_hh in its own cache, and per step does
+// its part of the recurrent GEMM and the fused gate pass; one barrier per step.
+// With a projection the loop runs on one thread with the BLAS per step (not yet split).
 #include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "fusedrnn/fusedrnn.hpp"
-#include "gate_rows.hpp"
 #include "sequence.hpp"
+#include "step_kernels.hpp"
 
 namespace fusedrnn {
 namespace {
 
+using cpu::Range;
+using cpu::SpinBarrier;
 using cpu::StepOrder;
 using cpu::gemm;
 using cpu::row_at;
@@ -23,50 +27,181 @@ struct LstmDims {
       : T_(p.steps), B(p.batch), I(p.input), H(p.hidden), P(p.proj), G(4 * p.hidden) {}
 };
 
-// The gate pass of forward step s. Writes c in place, the new hidden value to h_out (the
-// state itself, or the projection's input), y for unprojected valid rows, and the saved block.
+// The time loop without projection. hn holds h0 on entry and the final state on exit; cn
+// likewise for c.
 template <typename T>
-void forward_gate_pass(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
-                       int64_t s, const T* xproj, const T* hproj, T* h, T* c, T* h_out,
-                       T* y, const LstmSaved<T>* saved) {
-  const auto& kernels = cpu::row_kernels<T>();
+void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
+                  const T* xproj, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false);
+  std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
-  for (int64_t b = 0; b < d.B; ++b) {
-    const bool valid = order.valid(s, b);
-    T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) : nullptr;
-    T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) : nullptr;
-    if (saved) {
-      T* sh = row_at(saved->h_prev, order, s, b, d.B, d.P);
-      if (valid) {
-        std::copy(h + b * d.P, h + (b + 1) * d.P, sh);
-      } else {  // padding: backward never reads it, but it must be finite (0 * x there)
-        std::fill(sg, sg + d.G, T(0));
-        std::fill(sc, sc + H, T(0));
-        std::fill(sh, sh + d.P, T(0));
+
+  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* h_cur = hn;
+    T* h_next = h_other.data();
+    for (int64_t s = 0; s < d.T_; ++s) {
+      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        const T* hc = h_cur + b * H + u.begin;
+        T* hx = h_next + b * H + u.begin;
+        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
+        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;
+        T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) + u.begin : nullptr;
+        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
+        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
+          std::copy(hc, hc + n, hx);
+          std::fill(yr, yr + n, T(0));
+          if (saved) {  // never read by backward, but must be finite (0 * x there)
+            cpu::fill_gates(sg, 4, H, n, T(0));
+            std::fill(sc, sc + n, T(0));
+            std::fill(sh, sh + n, T(0));
+          }
+          continue;
+        }
+        if (saved) std::copy(hc, hc + n, sh);
+        kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G) + u.begin,
+                             hproj.data() + b * d.G + u.begin, cn + b * H + u.begin, hx, sg, sc,
+                             H, n);
+        std::copy(hx, hx + n, yr);
       }
+      barrier.wait();
+      std::swap(h_cur, h_next);
     }
-    T* yr = row_at(y, order, s, b, d.B, d.P);
-    if (!valid) {
-      std::fill(yr, yr + d.P, T(0));
-      continue;
+    if (h_cur != hn)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(h_cur + b * H + u.begin, h_cur + b * H + u.end, hn + b * H + u.begin);
+  });
+}
+
+// The time loop with projection, on one thread: gate pass into h_tilde, then h = w_hr h_tilde.
+template <typename T>
+void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
+                       const T* xproj, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
+  const auto& kernels = cpu::step_kernels<T>();
+  std::vector<T> hproj(d.B * d.G), h_tilde(d.B * d.H), h_proj(d.B * d.P);
+  for (int64_t s = 0; s < d.T_; ++s) {
+    gemm<T>(false, true, d.B, d.G, d.P, hn, d.P, p.w_hh, d.P, T(0), hproj.data(), d.G);
+    for (int64_t b = 0; b < d.B; ++b) {
+      const bool valid = order.valid(s, b);
+      T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) : nullptr;
+      T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, d.H) : nullptr;
+      T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, d.P) : nullptr;
+      if (!valid) {
+        if (saved) {
+          std::fill(sg, sg + d.G, T(0));
+          std::fill(sc, sc + d.H, T(0));
+          std::fill(sh, sh + d.P, T(0));
+        }
+        continue;
+      }
+      if (saved) std::copy(hn + b * d.P, hn + (b + 1) * d.P, sh);
+      kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G), hproj.data() + b * d.G,
+                           cn + b * d.H, h_tilde.data() + b * d.H, sg, sc, d.H, d.H);
     }
-    T* hout = h_out + b * H;
-    kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G), hproj + b * d.G, c + b * H, hout,
-                         sg, sc, H, H);
-    if (!p.w_hr) std::copy(hout, hout + H, yr);
+    gemm<T>(false, true, d.B, d.P, d.H, h_tilde.data(), d.H, p.w_hr, d.H, T(0), h_proj.data(),
+            d.P);
+    for (int64_t b = 0; b < d.B; ++b) {
+      T* yr = row_at(y, order, s, b, d.B, d.P);
+      if (!order.valid(s, b)) {
+        std::fill(yr, yr + d.P, T(0));
+        continue;
+      }
+      const T* src = h_proj.data() + b * d.P;
+      std::copy(src, src + d.P, hn + b * d.P);
+      std::copy(src, src + d.P, yr);
+    }
   }
 }
 
-// h = w_hr @ h_tilde for valid rows (padding rows keep their state), y likewise.
+// Backward time loop without projection: per step, each thread computes the gate gradients of
+// its units (all rows), then, after the barrier, its columns of dh_prev = dG @ w_hh. dgates is
+// time-major [T, B, 4H]; dh holds dhn on entry and dh0 on exit; dc likewise.
 template <typename T>
-void project_step(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
-                  int64_t s, const T* h_tilde, T* scratch, T* h, T* y) {
-  gemm<T>(false, true, d.B, d.P, d.H, h_tilde, d.H, p.w_hr, d.H, T(0), scratch, d.P);
-  for (int64_t b = 0; b < d.B; ++b) {
-    if (!order.valid(s, b)) continue;
-    const T* src = scratch + b * d.P;
-    std::copy(src, src + d.P, h + b * d.P);
-    std::copy(src, src + d.P, row_at(y, order, s, b, d.B, d.P));
+void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
+                   const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, true);
+  const int64_t H = d.H, G = d.G;
+  const bool blocks = order.steps_are_blocks();
+  // Scattered steps (reverse with lengths) gather their rows here; two buffers, so that a
+  // thread may start step s - 1 while another still reads step s's.
+  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), dh_other(d.B * H);
+
+  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* dh_cur = dh;
+    T* dh_next = dh_other.data();
+    for (int64_t s = d.T_ - 1; s >= 0; --s) {
+      T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* dg = dg_step + b * G + u.begin;
+        T* dhc = dh_cur + b * H + u.begin;
+        T* dhx = dh_next + b * H + u.begin;
+        if (!order.valid(s, b)) {  // padding: the gradient passes through
+          cpu::fill_gates(dg, 4, H, n, T(0));
+          std::copy(dhc, dhc + n, dhx);
+          continue;
+        }
+        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
+        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+        kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, G) + u.begin,
+                              row_at(saved.c_prev, order, s, b, d.B, H) + u.begin, dhc,
+                              dc + b * H + u.begin, dg, nullptr, H, n);
+        if (!blocks) cpu::copy_gates(dg, row_at(dgates, order, s, b, d.B, G) + u.begin, 4, H, n);
+        std::fill(dhx, dhx + n, T(0));
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, plan.backward[tid], d.B, dg_step, G, dh_next, H, true);
+      std::swap(dh_cur, dh_next);
+    }
+    if (dh_cur != dh)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+  });
+}
+
+// Backward with projection, on one thread. dh_out and h_tilde (both step-major) collect what
+// dW_hr = sum_t dh_t^T h_tilde_t needs.
+template <typename T>
+void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
+                        const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc,
+                        T* dh_out, T* h_tilde) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const bool blocks = order.steps_are_blocks();
+  std::vector<T> dstep(blocks ? 0 : d.B * d.G), dh_next(d.B * d.P), dh_tilde(d.B * d.H);
+  for (int64_t s = d.T_ - 1; s >= 0; --s) {
+    T* dho = dh_out + s * d.B * d.P;
+    for (int64_t b = 0; b < d.B; ++b) {
+      const bool valid = order.valid(s, b);
+      const T* dyr = row_at(dy, order, s, b, d.B, d.P);
+      for (int64_t j = 0; j < d.P; ++j) {
+        if (valid) dh[b * d.P + j] += dyr[j];
+        dho[b * d.P + j] = valid ? dh[b * d.P + j] : T(0);
+      }
+    }
+    gemm<T>(false, false, d.B, d.H, d.P, dho, d.P, p.w_hr, d.H, T(0), dh_tilde.data(), d.H);
+    T* dg_step = blocks ? dgates + order.block_time(s) * d.B * d.G : dstep.data();
+    for (int64_t b = 0; b < d.B; ++b) {
+      T* dg = dg_step + b * d.G;
+      T* ht = h_tilde + (s * d.B + b) * d.H;
+      const bool valid = order.valid(s, b);
+      for (int64_t j = 0; j < d.P; ++j) dh_next[b * d.P + j] = valid ? T(0) : dh[b * d.P + j];
+      if (!valid) {
+        std::fill(dg, dg + d.G, T(0));
+        std::fill(ht, ht + d.H, T(0));
+        continue;
+      }
+      kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G),
+                            row_at(saved.c_prev, order, s, b, d.B, d.H),
+                            dh_tilde.data() + b * d.H, dc + b * d.H, dg, ht, d.H, d.H);
+      if (!blocks) std::copy(dg, dg + d.G, row_at(dgates, order, s, b, d.B, d.G));
+    }
+    gemm<T>(false, false, d.B, d.P, d.G, dg_step, d.G, p.w_hh, d.P, T(1), dh_next.data(), d.P);
+    std::copy(dh_next.begin(), dh_next.end(), dh);
   }
 }
 
@@ -77,22 +212,16 @@ void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn
                   const LstmSaved<T>* saved) {
   const LstmDims<T> d(p);
   const StepOrder order(d.T_, p.lengths, p.reverse);
-  const bool proj = p.w_hr != nullptr;
   cpu::copy_or_zero(d.B * d.P, h0, hn);  // hn and cn hold the running state
   cpu::copy_or_zero(d.B * d.H, c0, cn);
   if (d.T_ == 0 || d.B == 0) return;
 
   std::vector<T> xproj(d.T_ * d.B * d.G);
   cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh, xproj.data());
-  std::vector<T> hproj(d.B * d.G);
-  std::vector<T> h_tilde(proj ? d.B * d.H : 0), proj_out(proj ? d.B * d.P : 0);
-
-  for (int64_t s = 0; s < d.T_; ++s) {
-    gemm<T>(false, true, d.B, d.G, d.P, hn, d.P, p.w_hh, d.P, T(0), hproj.data(), d.G);
-    forward_gate_pass(p, d, order, s, xproj.data(), hproj.data(), hn, cn,
-                      proj ? h_tilde.data() : hn, y, saved);
-    if (proj) project_step(p, d, order, s, h_tilde.data(), proj_out.data(), hn, y);
-  }
+  if (p.w_hr)
+    forward_projected(p, d, order, xproj.data(), y, hn, cn, saved);
+  else
+    forward_team(p, d, order, xproj.data(), y, hn, cn, saved);
 }
 
 template <typename T>
@@ -102,76 +231,31 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const bool proj = p.w_hr != nullptr;
   const int64_t rows = d.T_ * d.B;
-  const auto& kernels = cpu::row_kernels<T>();
 
-  std::vector<T> dh(d.B * d.P), dh_next(d.B * d.P);
-  cpu::copy_or_zero(d.B * d.P, dhn, dh.data());
-  cpu::copy_or_zero(d.B * d.H, dcn, g.dc0);  // dc0 carries dc through the loop
-
+  cpu::copy_or_zero(d.B * d.P, dhn, g.dh0);  // dh0 and dc0 carry the gradients through time
+  cpu::copy_or_zero(d.B * d.H, dcn, g.dc0);
   std::vector<T> dgates(rows * d.G, T(0));  // time-major, for the weight GEMMs
-  std::vector<T> dstep(order.steps_are_blocks() ? 0 : d.B * d.G);
-  // Projection: the gradient reaching each step's output and the projection's input, both
-  // step-major (any order serves dW_hr = sum_t dh_t^T h_tilde_t, as long as they agree).
   std::vector<T> dh_out(proj ? rows * d.P : 0), h_tilde(proj ? rows * d.H : 0);
-  std::vector<T> dh_tilde(proj ? d.B * d.H : 0);
-
-  for (int64_t s = d.T_ - 1; s >= 0; --s) {
-    for (int64_t b = 0; b < d.B; ++b) {
-      if (!order.valid(s, b)) continue;
-      const T* dyr = row_at(dy, order, s, b, d.B, d.P);
-      for (int64_t j = 0; j < d.P; ++j) dh[b * d.P + j] += dyr[j];
-    }
-    if (proj) {
-      T* dho = dh_out.data() + s * d.B * d.P;
-      for (int64_t b = 0; b < d.B; ++b) {
-        const bool valid = order.valid(s, b);
-        for (int64_t j = 0; j < d.P; ++j) dho[b * d.P + j] = valid ? dh[b * d.P + j] : T(0);
-      }
-      gemm<T>(false, false, d.B, d.H, d.P, dho, d.P, p.w_hr, d.H, T(0), dh_tilde.data(), d.H);
-    }
-
-    T* dg_step = order.steps_are_blocks() ? dgates.data() + order.block_time(s) * d.B * d.G
-                                          : dstep.data();
-    for (int64_t b = 0; b < d.B; ++b) {
-      T* dg = dg_step + b * d.G;
-      T* ht = proj ? h_tilde.data() + (s * d.B + b) * d.H : nullptr;
-      if (!order.valid(s, b)) {
-        std::fill(dg, dg + d.G, T(0));
-        if (ht) std::fill(ht, ht + d.H, T(0));
-        continue;
-      }
-      const T* dht = proj ? dh_tilde.data() + b * d.H : dh.data() + b * d.P;
-      kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G),
-                            row_at(saved.c_prev, order, s, b, d.B, d.H), dht, g.dc0 + b * d.H,
-                            dg, ht, d.H, d.H);
-      if (!order.steps_are_blocks())
-        std::copy(dg, dg + d.G, row_at(dgates.data(), order, s, b, d.B, d.G));
-    }
-
-    // dh for the previous step: dG @ w_hh; padding rows pass their gradient through.
-    T beta = T(0);
-    if (order.has_padding()) {
-      beta = T(1);
-      for (int64_t b = 0; b < d.B; ++b) {
-        const bool valid = order.valid(s, b);
-        for (int64_t j = 0; j < d.P; ++j) dh_next[b * d.P + j] = valid ? T(0) : dh[b * d.P + j];
-      }
-    }
-    gemm<T>(false, false, d.B, d.P, d.G, dg_step, d.G, p.w_hh, d.P, beta, dh_next.data(), d.P);
-    std::swap(dh, dh_next);
+  if (rows > 0) {
+    if (proj)
+      backward_projected(p, d, order, saved, dy, dgates.data(), g.dh0, g.dc0, dh_out.data(),
+                         h_tilde.data());
+    else
+      backward_team(p, d, order, saved, dy, dgates.data(), g.dh0, g.dc0);
   }
-  std::copy(dh.begin(), dh.end(), g.dh0);
 
   // The weight and input gradients: one GEMM each over all T*B rows.
-  gemm<T>(true, false, d.G, d.I, rows, dgates.data(), d.G, p.x, d.I, T(0), g.dw_ih, d.I);
-  gemm<T>(false, false, rows, d.I, d.G, dgates.data(), d.G, p.w_ih, d.I, T(0), g.dx, d.I);
-  gemm<T>(true, false, d.G, d.P, rows, dgates.data(), d.G, saved.h_prev, d.P, T(0), g.dw_hh,
-          d.P);
+  cpu::parallel_gemm<T>(true, false, d.G, d.I, rows, dgates.data(), d.G, p.x, d.I, T(0),
+                        g.dw_ih, d.I);
+  cpu::parallel_gemm<T>(false, false, rows, d.I, d.G, dgates.data(), d.G, p.w_ih, d.I, T(0),
+                        g.dx, d.I);
+  cpu::parallel_gemm<T>(true, false, d.G, d.P, rows, dgates.data(), d.G, saved.h_prev, d.P,
+                        T(0), g.dw_hh, d.P);
   cpu::column_sums(rows, d.G, dgates.data(), g.db_ih);
   cpu::column_sums(rows, d.G, dgates.data(), g.db_hh);
   if (proj)
-    gemm<T>(true, false, d.P, d.H, rows, dh_out.data(), d.P, h_tilde.data(), d.H, T(0), g.dw_hr,
-            d.H);
+    cpu::parallel_gemm<T>(true, false, d.P, d.H, rows, dh_out.data(), d.P, h_tilde.data(), d.H,
+                          T(0), g.dw_hr, d.H);
 }
 
 template void lstm_forward<float>(const LstmProblem<float>&, const float*, const float*, float*,

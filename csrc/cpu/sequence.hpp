@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "panels.hpp"
+#include "step_kernels.hpp"
+#include "thread_team.hpp"
 
 namespace fusedrnn::cpu {
 
@@ -49,7 +52,7 @@ void input_projection(int64_t rows, int64_t n, int64_t k, const T* x, const T* w
     for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, bias.data(), n * sizeof(T));
     beta = T(1);
   }
-  gemm<T>(false, true, rows, n, k, x, k, w, k, beta, out, n);
+  parallel_gemm<T>(false, true, rows, n, k, x, k, w, k, beta, out, n);
 }
 
 // out[N] = sum over rows of m[rows, N] (a bias gradient). Null out: nothing wanted.
@@ -72,6 +75,53 @@ void copy_or_zero(int64_t count, const T* src, T* dst) {
 template <typename T>
 T* row_at(T* base, const StepOrder& order, int64_t s, int64_t b, int64_t batch, int64_t n) {
   return base + (order.time(s, b) * batch + b) * n;
+}
+
+// How the time loop is split: each thread owns a range of hidden units (whole SIMD panels),
+// computes every gate of those units, and packs the recurrent weights it needs.
+template <typename T>
+struct TeamPlan {
+  int threads = 1;
+  std::vector<Range> units;             // per thread
+  std::vector<PanelSet<T>> forward;     // per thread: w_hh rows of its units' gates
+  std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units (no projection)
+
+  // gates G, hidden H, recurrent input size K (H, or P with projection), lanes per panel.
+  TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int lanes, bool training) {
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_size(), hidden / lanes)));
+    for (int t = 0; t < threads; ++t) {
+      const Range u = split_range(hidden, threads, t, lanes);
+      units.push_back(u);
+      PanelSet<T> f(k, lanes);
+      for (int g = 0; g < gates; ++g)
+        f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
+      forward.push_back(std::move(f));
+      if (training) {  // dh[:, u] = dG @ w_hh[:, u]: reduction over all G*H gate rows
+        PanelSet<T> b(gates * hidden, lanes);
+        b.add_columns(w_hh, 1, k, u.begin, u.end);
+        backward.push_back(std::move(b));
+      }
+    }
+  }
+};
+
+template <typename T>
+void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t rows,
+                const T* a, int64_t lda, T* c, int64_t ldc, bool accumulate) {
+  if (panels.count() == 0) return;
+  kernels.panel_gemm(rows, panels.k, a, lda, panels.data.data(), panels.count(),
+                     panels.col.data(), panels.width.data(), c, ldc, accumulate);
+}
+
+// Sets `gates` gate blocks of n units (stride H) to v: the padding rows of a gate array.
+template <typename T>
+void fill_gates(T* row, int gates, int64_t H, int64_t n, T v) {
+  for (int g = 0; g < gates; ++g) std::fill(row + g * H, row + g * H + n, v);
+}
+
+template <typename T>
+void copy_gates(const T* src, T* dst, int gates, int64_t H, int64_t n) {
+  for (int g = 0; g < gates; ++g) std::copy(src + g * H, src + g * H + n, dst + g * H);
 }
 
 }  // namespace fusedrnn::cpu

@@ -2,16 +2,16 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "gate_rows.hpp"
+#include "step_kernels.hpp"
 
 namespace fusedrnn::cpu {
 
 #define FUSEDRNN_DECLARE_ISA(name)                  \
   namespace isa_##name {                            \
   template <typename T>                             \
-  const RowKernels<T>* kernels();                   \
-  extern template const RowKernels<float>* kernels<float>();   \
-  extern template const RowKernels<double>* kernels<double>(); \
+  const StepKernels<T>* kernels();                   \
+  extern template const StepKernels<float>* kernels<float>();   \
+  extern template const StepKernels<double>* kernels<double>(); \
   }
 FUSEDRNN_DECLARE_ISA(generic)
 #if defined(FUSEDRNN_HAVE_X86_ISAS)
@@ -49,7 +49,7 @@ Level chosen_level() {
 }
 
 template <typename T>
-const RowKernels<T>* select() {
+const StepKernels<T>* select() {
   switch (chosen_level()) {
 #if defined(FUSEDRNN_HAVE_X86_ISAS)
     case kAvx512:
@@ -65,11 +65,11 @@ const RowKernels<T>* select() {
 }  // namespace
 
 template <typename T>
-const RowKernels<T>& row_kernels() {
-  static const RowKernels<T>* const k = select<T>();
+const StepKernels<T>& step_kernels() {
+  static const StepKernels<T>* const k = select<T>();
   return *k;
 }
-template const RowKernels<float>& row_kernels<float>();
-template const RowKernels<double>& row_kernels<double>();
+template const StepKernels<float>& step_kernels<float>();
+template const StepKernels<double>& step_kernels<double>();
 
 }  // namespace fusedrnn::cpu

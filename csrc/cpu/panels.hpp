@@ -1,0 +1,39 @@
+// Recurrent weights packed into the panel layout of the step kernels' GEMM: for each group of
+// `lanes` output columns, k rows of `lanes` values, contiguous. Packed once per call and per
+// thread, for the columns that thread computes.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace fusedrnn::cpu {
+
+template <typename T>
+struct PanelSet {
+  int64_t k = 0;             // reduction length
+  int lanes = 0;             // columns per panel
+  std::vector<T> data;       // [panels][k][lanes]
+  std::vector<int64_t> col;  // first output column of each panel
+  std::vector<int> width;    // valid columns of each panel (the last of a range may be short)
+
+  PanelSet(int64_t k_, int lanes_) : k(k_), lanes(lanes_) {}
+  int64_t count() const { return static_cast<int64_t>(col.size()); }
+
+  // Appends panels for output columns [c0, c1) of weights w, whose value for output column n
+  // and reduction index i is w[n * n_stride + i * k_stride]. Missing lanes are zero.
+  void add_columns(const T* w, int64_t n_stride, int64_t k_stride, int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c += lanes) {
+      const int cols = static_cast<int>(std::min<int64_t>(lanes, c1 - c));
+      const size_t base = data.size();
+      data.resize(base + k * lanes, T(0));
+      for (int64_t i = 0; i < k; ++i)
+        for (int l = 0; l < cols; ++l)
+          data[base + i * lanes + l] = w[(c + l) * n_stride + i * k_stride];
+      col.push_back(c);
+      width.push_back(cols);
+    }
+  }
+};
+
+}  // namespace fusedrnn::cpu

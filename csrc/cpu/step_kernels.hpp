@@ -1,0 +1,72 @@
+// The step kernels: what runs inside the time loop. The recurrent GEMM on packed weight panels,
+// and the per-row gate kernels (everything after that GEMM, for one batch row). step_kernels.cpp
+// is compiled once per SIMD level (generic, AVX2+FMA, AVX-512) and step_kernels<T>() hands out
+// the best one this CPU runs.
+//
+// Gate blocks are laid out as in the weights: row[k * H + j] is gate k of unit j. Each kernel
+// handles units [0, n) of rows whose gate stride is H, so a thread passes pointers offset to
+// its first unit and n = its share. Pointers never alias one another; "or null" arguments are
+// skipped when null. The gru_forward_reset rz row has stride H too (r block, then z block).
+#pragma once
+
+#include <cstdint>
+
+namespace fusedrnn::cpu {
+
+template <typename T>
+struct StepKernels {
+  const char* isa;
+
+  // LSTM forward: c [H] is updated in place from the pre-activations xr + hr [4H]; h [H]
+  // gets o * tanh(c). Training: gates [4H] gets i, f, g, o and c_prev [H] the old c.
+  void (*lstm_forward)(const T* xr, const T* hr, T* c, T* h, T* gates, T* c_prev, int64_t H, int64_t n);
+
+  // LSTM backward: from the saved gates [4H], c_prev [H] and dh [H] (gradient of
+  // o * tanh(c)), writes dg [4H] (pre-activation gradients) and turns dc [H] (in: from the
+  // next step) into the gradient of c_prev. h_tilde [H] or null: gets o * tanh(c).
+  void (*lstm_backward)(const T* gates, const T* c_prev, const T* dh, T* dc, T* dg, T* h_tilde,
+                        int64_t H, int64_t n);
+
+  // GRU, linear_before_reset: xr [3H] with the folded biases, hr [3H] = W_hh h, b_hn [H].
+  // Writes the new state to h [H] (from h_prev [H]) and to y [H]. gates [4H] or null: r, z, n,
+  // W_hn h + b_hn.
+  void (*gru_forward_lbr)(const T* xr, const T* hr, const T* b_hn, const T* h_prev, T* h,
+                          T* y, T* gates, int64_t H, int64_t n);
+
+  // Original GRU, first half: rz [2H] holds W_hr h, W_hz h and becomes r, z; rh [H] = r * h.
+  void (*gru_forward_reset)(const T* xr, T* rz, const T* h, T* rh, int64_t H, int64_t n);
+
+  // Original GRU, second half: n = tanh(xr_n + hn) with hn [H] = W_hn (r * h); updates h,
+  // copies to y. gates [3H] or null: r, z, n.
+  void (*gru_forward_new)(const T* xr, const T* rz, const T* hn, T* h, T* y, T* gates,
+                          int64_t H, int64_t n);
+
+  // GRU backward, linear_before_reset: dh [H] is the total gradient of this step's output.
+  // Writes dgh [3H] (h-side pre-activations), dgx [3H] (x-side), dh_prev [H] (direct path).
+  void (*gru_backward_lbr)(const T* gates, const T* h_prev, const T* dh, T* dgh, T* dgx,
+                           T* dh_prev, int64_t H, int64_t n);
+
+  // Original GRU backward, first half: dg [3H] gets the z and n blocks; dh_prev [H] the direct
+  // path. Second half, after drh [H] = dg_n @ W_hn: dg's r block, and dh_prev += drh * r.
+  void (*gru_backward_blend)(const T* gates, const T* h_prev, const T* dh, T* dg, T* dh_prev,
+                             int64_t H, int64_t n);
+  void (*gru_backward_reset)(const T* gates, const T* h_prev, const T* drh, T* dg, T* dh_prev,
+                             int64_t H, int64_t n);
+
+  // Columns per weight panel (two SIMD vectors); PanelSet packs weights for this width.
+  int panel_lanes;
+
+  // c[:, col[p] + l] (+)= sum_k a[:, k] * panels[p][k][l] for each of `count` panels of
+  // `rows` x `k` inputs a (row stride lda) and l < width[p]: the recurrent GEMM, on weights
+  // packed once per call so that each thread streams its own slice from its own cache.
+  void (*panel_gemm)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
+                     int64_t count, const int64_t* col, const int* width, T* c, int64_t ldc,
+                     bool accumulate);
+};
+
+// The kernels for this CPU: the best SIMD level it supports, capped by the environment
+// variable FUSEDRNN_SIMD (generic, avx2, avx512) when set.
+template <typename T>
+const StepKernels<T>& step_kernels();
+
+}  // namespace fusedrnn::cpu

@@ -1,0 +1,76 @@
+"""The thread team: results identical for every thread count, and equal to the reference when
+the hidden units are split across threads (H spans several SIMD panels per thread)."""
+
+import numpy as np
+import pytest
+
+import fusedrnn
+from fusedrnn import reference as ref
+
+# 67 hidden units: several 16-lane float panels (8-lane for float64) per thread, and a short
+# last panel; T and B primes; lengths with a 0 and a full length.
+T, B, I, H = 7, 5, 11, 67
+LENGTHS = np.array([7, 0, 3, 7, 1])
+
+
+def problem(cell, dtype, seed=0):
+    G = 4 if cell == "lstm" else 3
+    rng = np.random.default_rng(seed)
+    k = 1 / np.sqrt(H)
+    u = lambda *s: rng.uniform(-k, k, s).astype(dtype)  # noqa: E731
+    return dict(x=rng.standard_normal((T, B, I)).astype(dtype), w_ih=u(G * H, I),
+                w_hh=u(G * H, H), b_ih=u(G * H), b_hh=u(G * H), h0=u(B, H))
+
+
+def run(cell, p, threads, reverse, lengths):
+    before = fusedrnn.get_num_threads()
+    fusedrnn.set_num_threads(threads)
+    try:
+        if cell == "lstm":
+            y, hn, cn, saved = fusedrnn.lstm_forward(**p, lengths=lengths, reverse=reverse,
+                                                     training=True)
+            g = fusedrnn.lstm_backward(saved, np.ones_like(y), hn, cn)
+            return (y, hn, cn) + tuple(g)
+        y, hn, saved = fusedrnn.gru_forward(**p, lengths=lengths, reverse=reverse, training=True)
+        return (y, hn) + tuple(fusedrnn.gru_backward(saved, np.ones_like(y), hn))
+    finally:
+        fusedrnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
+    p = problem(cell, np.float32)
+    one = run(cell, p, 1, reverse, lengths)
+    for threads in (2, 3):
+        many = run(cell, p, threads, reverse, lengths)
+        for a, b in zip(one, many):
+            assert np.array_equal(a, b), f"{threads} threads differ from 1"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_split_units_match_reference(cell, reverse):
+    p = problem(cell, np.float64, seed=1)
+    got = run(cell, p, 2, reverse, LENGTHS)
+    if cell == "lstm":
+        y, hn, cn, cache = ref.lstm_forward(**p, lengths=LENGTHS, reverse=reverse)
+        g = ref.lstm_backward(cache, np.ones_like(y), hn, cn)
+        want = (y, hn, cn) + tuple(g[k] for k in fusedrnn.LstmGrads._fields)
+    else:
+        y, hn, cache = ref.gru_forward(**p, lengths=LENGTHS, reverse=reverse)
+        g = ref.gru_backward(cache, np.ones_like(y), hn)
+        want = (y, hn) + tuple(g[k] for k in fusedrnn.GruGrads._fields)
+    for a, b in zip(got, want):
+        if b is None:
+            assert a is None
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_more_threads_than_cores_still_agree():
+    """A team larger than the machine (oversubscribed: the barrier must yield) is still exact."""
+    p = problem("gru", np.float32, seed=2)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(run("gru", p, 1, False, LENGTHS), run("gru", p, 8, False, LENGTHS)))
