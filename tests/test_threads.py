@@ -74,3 +74,24 @@ def test_more_threads_than_cores_still_agree():
     p = problem("gru", np.float32, seed=2)
     assert all(np.array_equal(a, b) for a, b in
                zip(run("gru", p, 1, False, LENGTHS), run("gru", p, 8, False, LENGTHS)))
+
+
+def _child_run(queue):
+    p = problem("lstm", np.float32, seed=3)
+    queue.put(run("lstm", p, 2, False, LENGTHS)[0])
+
+
+def test_kernels_work_in_a_forked_child():
+    """fork() keeps only the calling thread: the child must not wait on the parent's team."""
+    import multiprocessing
+
+    p = problem("lstm", np.float32, seed=3)
+    expected = run("lstm", p, 2, False, LENGTHS)[0]  # the parent's team now has workers
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_run, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert np.array_equal(got, expected)

@@ -16,6 +16,9 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 namespace fusedrnn::cpu {
 
@@ -131,10 +134,23 @@ class Team {
   uint64_t generation_ = 0;
 };
 
-// Never destroyed: its detached workers may outlive static destruction at exit.
+// Never destroyed: its detached workers may outlive static destruction at exit. A child of
+// fork() inherits none of the workers (only the forking thread survives), so it starts a
+// fresh team; the parent's stays behind, unused.
+std::atomic<Team*> g_team{nullptr};
+
+void fresh_team_after_fork() { g_team.store(new Team); }
+
 Team& team() {
-  static Team* t = new Team;
-  return *t;
+  static const bool init = [] {
+    g_team.store(new Team);
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, fresh_team_after_fork);
+#endif
+    return true;
+  }();
+  (void)init;
+  return *g_team.load();
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+"""pytest-benchmark suites for every kernel over the grid of issue #4.
+
+    python -m pytest bench/ --benchmark-group-by=group --benchmark-autosave
+    python -m pytest bench/ --benchmark-compare            # against the last saved run
+
+One group per (cell, mode, shape): fusedrnn and, where installed, PyTorch and ONNX Runtime
+side by side (ONNX Runtime has no training). Set FUSEDRNN_BENCH_QUICK=1 for the small shapes
+only. Timings are not tests: nothing here asserts a speed.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers import PEERS, make_problem  # noqa: E402
+
+SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128)]
+if os.environ.get("FUSEDRNN_BENCH_QUICK"):
+    SHAPES = SHAPES[:2]
+
+
+@pytest.mark.parametrize("peer", ["fusedrnn", "torch", "onnxruntime"])
+@pytest.mark.parametrize("mode", ["inference", "training"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_kernel(benchmark, cell, shape, mode, peer):
+    T, B, H = shape
+    try:
+        runners = PEERS[peer](cell, make_problem(cell, T, B, H))
+    except ImportError:
+        pytest.skip(f"{peer} is not installed")
+    if mode not in runners:
+        pytest.skip(f"{peer} has no {mode}")
+    benchmark.group = f"{cell} {mode} {T}x{B}x{H}"
+    benchmark(runners[mode])
