@@ -68,13 +68,13 @@ int default_size() {
 class Team {
  public:
   void run(int n, const std::function<void(int, SpinBarrier&)>& job) {
-    std::lock_guard<std::mutex> turn(busy_);  // one job at a time
-    if (n <= 1) {
+    if (n <= 1) {  // the caller alone: no need to wait for the team
       DenormalsOff guard;
       SpinBarrier alone(1);
       job(0, alone);
       return;
     }
+    std::lock_guard<std::mutex> turn(busy_);  // one job at a time
     grow(n - 1);
     barrier_.reset(n);
     {
