@@ -446,3 +446,19 @@ def test_info_cli_rejects_unknown_command():
     r = subprocess.run([sys.executable, "-m", "fusedrnn", "nonsense"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_an_equal_dtype_object_is_accepted():
+    """dtypes compare by value: an unpickled float32 is float32 (it is not the same object)."""
+    import pickle
+
+    dt = pickle.loads(pickle.dumps(np.dtype(np.float32)))
+    x = np.zeros((2, 1, 3), dt)
+    y = fusedrnn.lstm_forward(x, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32))[0]
+    assert y.dtype == np.float32
+
+
+def test_byte_swapped_input_is_a_type_error():
+    x = np.zeros((2, 1, 3), np.dtype(">f4"))
+    with pytest.raises(TypeError, match="x"):
+        fusedrnn.lstm_forward(x, np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32))

@@ -26,13 +26,17 @@ std::string shape_str(const std::vector<Dim>& dims) {
 
 std::string dtype_str(const py::dtype& dt) { return py::str(dt); }
 
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 bool is_double(const char* name, py::handle x) {
   if (!py::isinstance<py::array>(x))
     throw py::type_error(std::string(name) + ": expected a numpy array, got " +
                          std::string(py::str(py::type::of(x).attr("__name__"))));
   auto dt = py::reinterpret_borrow<py::array>(x).dtype();
-  if (dt.is(py::dtype::of<double>())) return true;
-  if (dt.is(py::dtype::of<float>())) return false;
+  if (same_dtype(dt, py::dtype::of<double>())) return true;
+  if (same_dtype(dt, py::dtype::of<float>())) return false;
   throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " +
                        dtype_str(dt));
 }

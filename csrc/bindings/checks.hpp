@@ -27,6 +27,10 @@ std::string shape_str(const std::vector<int64_t>& shape);
 std::string shape_str(const std::vector<Dim>& dims);
 std::string dtype_str(const py::dtype& dt);
 
+// NumPy's own dtype equivalence: an equal dtype need not be the same object (an unpickled
+// one is not), and a byte-swapped float32 is not float32.
+bool same_dtype(const py::dtype& a, const py::dtype& b);
+
 // x: the argument that fixes the dtype of the call. Returns true for float64, false for float32.
 bool is_double(const char* name, py::handle x);
 
@@ -37,7 +41,7 @@ Array<T> take(const char* name, py::handle obj, const std::vector<Dim>& dims) {
     throw py::type_error(std::string(name) + ": expected a numpy array, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  if (!same_dtype(arr.dtype(), py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": expected dtype " +
                          dtype_str(py::dtype::of<T>()) + " (the dtype of x), got " +
                          dtype_str(arr.dtype()));

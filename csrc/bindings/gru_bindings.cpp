@@ -12,7 +12,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle lengths_obj, bool reverse, bool linear_before_reset,
-                  bool training) {
+                  bool training, int threads) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(3*H, H)");
@@ -37,6 +37,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
   p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh);
   p.lengths = ptr(lengths), p.reverse = reverse, p.linear_before_reset = linear_before_reset;
+  p.threads = threads;
 
   py::object saved_obj = py::none();
   GruSaved<T> saved;
@@ -63,7 +64,8 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
 }
 
 template <typename T>
-py::tuple backward(const GruSavedState& st, py::handle dy_obj, py::handle dhn_obj) {
+py::tuple backward(const GruSavedState& st, py::handle dy_obj, py::handle dhn_obj,
+                   int threads) {
   const int64_t T_ = st.steps, B = st.batch, I = st.input, H = st.hidden;
   auto dy = take<T>("dy", dy_obj, {{"T", T_}, {"B", B}, {"H", H}});
   auto dhn = take_optional<T>("dhn", dhn_obj, {{"B", B}, {"H", H}});
@@ -73,7 +75,7 @@ py::tuple backward(const GruSavedState& st, py::handle dy_obj, py::handle dhn_ob
   p.x = data_of<T>(st.x), p.w_ih = data_of<T>(st.w_ih), p.w_hh = data_of<T>(st.w_hh);
   p.b_ih = data_or_null<T>(st.b_ih), p.b_hh = data_or_null<T>(st.b_hh);
   p.lengths = data_or_null<int64_t>(st.lengths), p.reverse = st.reverse;
-  p.linear_before_reset = st.linear_before_reset;
+  p.linear_before_reset = st.linear_before_reset, p.threads = threads;
   GruSaved<T> saved;
   saved.gates = const_cast<T*>(data_of<T>(st.gates));  // read only in backward
   saved.h_prev = const_cast<T*>(data_of<T>(st.h_prev));
@@ -118,22 +120,25 @@ void bind_gru(py::module_& m) {
       "gru_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle lengths, bool reverse, bool linear_before_reset,
-         bool training) {
+         bool training, int threads) {
         return is_double("x", x) ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
-                                                   reverse, linear_before_reset, training)
+                                                   reverse, linear_before_reset, training,
+                                                   threads)
                                  : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
-                                                  reverse, linear_before_reset, training);
+                                                  reverse, linear_before_reset, training,
+                                                  threads);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("lengths"), py::arg("reverse"), py::arg("linear_before_reset"),
-      py::arg("training"));
+      py::arg("training"), py::arg("threads") = 0);
 
   m.def(
       "gru_backward",
-      [](const GruSavedState& st, py::handle dy, py::handle dhn) {
-        return st.is_double ? backward<double>(st, dy, dhn) : backward<float>(st, dy, dhn);
+      [](const GruSavedState& st, py::handle dy, py::handle dhn, int threads) {
+        return st.is_double ? backward<double>(st, dy, dhn, threads)
+                            : backward<float>(st, dy, dhn, threads);
       },
-      py::arg("saved"), py::arg("dy"), py::arg("dhn"));
+      py::arg("saved"), py::arg("dy"), py::arg("dhn"), py::arg("threads") = 0);
 }
 
 }  // namespace fusedrnn::bind

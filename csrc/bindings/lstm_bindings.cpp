@@ -12,7 +12,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle c0_obj, py::handle w_hr_obj, py::handle lengths_obj, bool reverse,
-                  bool training) {
+                  bool training, int threads) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(4*H, P)");
@@ -41,7 +41,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   p.steps = T_, p.batch = B, p.input = I, p.hidden = H, p.proj = P;
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
   p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh), p.w_hr = ptr(w_hr);
-  p.lengths = ptr(lengths), p.reverse = reverse;
+  p.lengths = ptr(lengths), p.reverse = reverse, p.threads = threads;
 
   py::object saved_obj = py::none();
   LstmSaved<T> saved;
@@ -72,7 +72,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
 
 template <typename T>
 py::tuple backward(const LstmSavedState& st, py::handle dy_obj, py::handle dhn_obj,
-                   py::handle dcn_obj) {
+                   py::handle dcn_obj, int threads) {
   const int64_t T_ = st.steps, B = st.batch, I = st.input, H = st.hidden, P = st.proj;
   const char* out = st.w_hr.is_none() ? "H" : "P";
   auto dy = take<T>("dy", dy_obj, {{"T", T_}, {"B", B}, {out, P}});
@@ -84,7 +84,7 @@ py::tuple backward(const LstmSavedState& st, py::handle dy_obj, py::handle dhn_o
   p.x = data_of<T>(st.x), p.w_ih = data_of<T>(st.w_ih), p.w_hh = data_of<T>(st.w_hh);
   p.b_ih = data_or_null<T>(st.b_ih), p.b_hh = data_or_null<T>(st.b_hh);
   p.w_hr = data_or_null<T>(st.w_hr);
-  p.lengths = data_or_null<int64_t>(st.lengths), p.reverse = st.reverse;
+  p.lengths = data_or_null<int64_t>(st.lengths), p.reverse = st.reverse, p.threads = threads;
   LstmSaved<T> saved;
   // The core only reads the saved block in backward.
   saved.gates = const_cast<T*>(data_of<T>(st.gates));
@@ -136,24 +136,24 @@ void bind_lstm(py::module_& m) {
       "lstm_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle c0, py::handle w_hr, py::handle lengths, bool reverse,
-         bool training) {
+         bool training, int threads) {
         return is_double("x", x)
                    ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                     training)
+                                     training, threads)
                    : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                    training);
+                                    training, threads);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("c0"), py::arg("w_hr"), py::arg("lengths"), py::arg("reverse"),
-      py::arg("training"));
+      py::arg("training"), py::arg("threads") = 0);
 
   m.def(
       "lstm_backward",
-      [](const LstmSavedState& st, py::handle dy, py::handle dhn, py::handle dcn) {
-        return st.is_double ? backward<double>(st, dy, dhn, dcn)
-                            : backward<float>(st, dy, dhn, dcn);
+      [](const LstmSavedState& st, py::handle dy, py::handle dhn, py::handle dcn, int threads) {
+        return st.is_double ? backward<double>(st, dy, dhn, dcn, threads)
+                            : backward<float>(st, dy, dhn, dcn, threads);
       },
-      py::arg("saved"), py::arg("dy"), py::arg("dhn"), py::arg("dcn"));
+      py::arg("saved"), py::arg("dy"), py::arg("dhn"), py::arg("dcn"), py::arg("threads") = 0);
 }
 
 }  // namespace fusedrnn::bind

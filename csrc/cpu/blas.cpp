@@ -53,13 +53,18 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
             to_blas(std::max<int64_t>(ldb, 1)), beta, c, to_blas(std::max<int64_t>(ldc, 1)));
 }
 
+int threads_for(int max_threads) {
+  const int team = team_size();
+  return max_threads > 0 ? std::min(max_threads, team) : team;
+}
+
 template <typename T>
-void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   for (int64_t v : {m, n, k, lda, ldb, ldc}) to_blas(v);  // throw here, not in a worker
   constexpr int64_t kMinRows = 16;  // below this a split costs more than it saves
   const int threads = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(team_size(), m / kMinRows)));
+      std::max<int64_t>(1, std::min<int64_t>(threads_for(max_threads), m / kMinRows)));
   if (threads == 1 || n * k < 4096) {
     gemm<T>(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return;
@@ -76,9 +81,9 @@ template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, i
                           const float*, int64_t, float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
                            const double*, int64_t, double, double*, int64_t);
-template void parallel_gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
-                                   const float*, int64_t, float, float*, int64_t);
-template void parallel_gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*,
+template void parallel_gemm<float>(int, bool, bool, int64_t, int64_t, int64_t, const float*,
+                                   int64_t, const float*, int64_t, float, float*, int64_t);
+template void parallel_gemm<double>(int, bool, bool, int64_t, int64_t, int64_t, const double*,
                                     int64_t, const double*, int64_t, double, double*, int64_t);
 
 }  // namespace fusedrnn::cpu

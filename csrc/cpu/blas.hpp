@@ -16,9 +16,13 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
-// The same product, its rows of C split across the thread team (for the once-per-call GEMMs).
+// The same product, its rows of C split across the thread team (for the once-per-call GEMMs),
+// on at most max_threads threads (0: the whole team).
 template <typename T>
-void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// The team size, capped by max_threads when it is positive.
+int threads_for(int max_threads);
 
 }  // namespace fusedrnn::cpu

@@ -33,7 +33,8 @@ template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* xproj, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false);
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false,
+                               p.threads);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
 
@@ -128,7 +129,8 @@ template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, true);
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, true,
+                               p.threads);
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();
   std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), dh_other(d.B * H);
@@ -228,7 +230,7 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
     b_fold = b_hh_folded.data();
   }
   std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold, xproj.data());
+  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold, xproj.data());
   if (p.linear_before_reset)
     forward_team(p, d, order, xproj.data(), b_hn.data(), y, hn, saved);
   else
@@ -256,21 +258,21 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
       backward_original(p, d, order, saved, dy, dgx.data(), g.dh0);
   }
 
-  cpu::parallel_gemm<T>(true, false, G, d.I, rows, dgx.data(), G, p.x, d.I, T(0), g.dw_ih, d.I);
-  cpu::parallel_gemm<T>(false, false, rows, d.I, G, dgx.data(), G, p.w_ih, d.I, T(0), g.dx, d.I);
+  cpu::parallel_gemm<T>(p.threads, true, false, G, d.I, rows, dgx.data(), G, p.x, d.I, T(0), g.dw_ih, d.I);
+  cpu::parallel_gemm<T>(p.threads, false, false, rows, d.I, G, dgx.data(), G, p.w_ih, d.I, T(0), g.dx, d.I);
   cpu::column_sums(rows, G, dgx.data(), g.db_ih);
   cpu::column_sums(rows, G, dgh, g.db_hh);
   if (lbr) {
-    cpu::parallel_gemm<T>(true, false, G, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
+    cpu::parallel_gemm<T>(p.threads, true, false, G, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
     return;
   }
   // Original GRU: rows r, z of dw_hh see h_prev; rows n see r * h_prev (recomputed).
-  cpu::parallel_gemm<T>(true, false, 2 * H, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
+  cpu::parallel_gemm<T>(p.threads, true, false, 2 * H, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
   std::vector<T> rh_all(rows * H);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < H; ++j)
       rh_all[r * H + j] = saved.gates[r * d.S + j] * saved.h_prev[r * H + j];
-  cpu::parallel_gemm<T>(true, false, H, H, rows, dgh + 2 * H, G, rh_all.data(), H, T(0),
+  cpu::parallel_gemm<T>(p.threads, true, false, H, H, rows, dgh + 2 * H, G, rh_all.data(), H, T(0),
                         g.dw_hh + 2 * H * H, H);
 }
 

@@ -33,7 +33,8 @@ template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* xproj, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false,
+                               p.threads);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
 
@@ -123,7 +124,8 @@ template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, true);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, true,
+                               p.threads);
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();
   // Scattered steps (reverse with lengths) gather their rows here; two buffers, so that a
@@ -217,7 +219,7 @@ void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn
   if (d.T_ == 0 || d.B == 0) return;
 
   std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh, xproj.data());
+  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh, xproj.data());
   if (p.w_hr)
     forward_projected(p, d, order, xproj.data(), y, hn, cn, saved);
   else
@@ -245,16 +247,16 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
   }
 
   // The weight and input gradients: one GEMM each over all T*B rows.
-  cpu::parallel_gemm<T>(true, false, d.G, d.I, rows, dgates.data(), d.G, p.x, d.I, T(0),
+  cpu::parallel_gemm<T>(p.threads, true, false, d.G, d.I, rows, dgates.data(), d.G, p.x, d.I, T(0),
                         g.dw_ih, d.I);
-  cpu::parallel_gemm<T>(false, false, rows, d.I, d.G, dgates.data(), d.G, p.w_ih, d.I, T(0),
+  cpu::parallel_gemm<T>(p.threads, false, false, rows, d.I, d.G, dgates.data(), d.G, p.w_ih, d.I, T(0),
                         g.dx, d.I);
-  cpu::parallel_gemm<T>(true, false, d.G, d.P, rows, dgates.data(), d.G, saved.h_prev, d.P,
+  cpu::parallel_gemm<T>(p.threads, true, false, d.G, d.P, rows, dgates.data(), d.G, saved.h_prev, d.P,
                         T(0), g.dw_hh, d.P);
   cpu::column_sums(rows, d.G, dgates.data(), g.db_ih);
   cpu::column_sums(rows, d.G, dgates.data(), g.db_hh);
   if (proj)
-    cpu::parallel_gemm<T>(true, false, d.P, d.H, rows, dh_out.data(), d.P, h_tilde.data(), d.H,
+    cpu::parallel_gemm<T>(p.threads, true, false, d.P, d.H, rows, dh_out.data(), d.P, h_tilde.data(), d.H,
                           T(0), g.dw_hr, d.H);
 }
 

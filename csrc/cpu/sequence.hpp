@@ -43,7 +43,7 @@ class StepOrder {
 // xproj[T*B, N] = X[T*B, K] @ W[N, K]^T + bias, where bias is the sum of up to two [N]
 // vectors (either may be null). The one large GEMM that replaces T small ones.
 template <typename T>
-void input_projection(int64_t rows, int64_t n, int64_t k, const T* x, const T* w,
+void input_projection(int threads, int64_t rows, int64_t n, int64_t k, const T* x, const T* w,
                       const T* bias_a, const T* bias_b, T* out) {
   T beta = T(0);
   if (bias_a || bias_b) {
@@ -52,7 +52,7 @@ void input_projection(int64_t rows, int64_t n, int64_t k, const T* x, const T* w
     for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, bias.data(), n * sizeof(T));
     beta = T(1);
   }
-  parallel_gemm<T>(false, true, rows, n, k, x, k, w, k, beta, out, n);
+  parallel_gemm<T>(threads, false, true, rows, n, k, x, k, w, k, beta, out, n);
 }
 
 // out[N] = sum over rows of m[rows, N] (a bias gradient). Null out: nothing wanted.
@@ -86,9 +86,12 @@ struct TeamPlan {
   std::vector<PanelSet<T>> forward;     // per thread: w_hh rows of its units' gates
   std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units (no projection)
 
-  // gates G, hidden H, recurrent input size K (H, or P with projection), lanes per panel.
-  TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int lanes, bool training) {
-    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_size(), hidden / lanes)));
+  // gates G, hidden H, recurrent input size K (H, or P with projection), lanes per panel,
+  // at most max_threads threads (0: the team's size).
+  TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int lanes, bool training,
+           int max_threads) {
+    threads = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(threads_for(max_threads), hidden / lanes)));
     for (int t = 0; t < threads; ++t) {
       const Range u = split_range(hidden, threads, t, lanes);
       units.push_back(u);

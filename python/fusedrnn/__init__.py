@@ -1,6 +1,8 @@
 """fusedrnn: fused LSTM and GRU kernels over NumPy arrays, with PyTorch's conventions.
 
-The functional API runs one layer and one direction; see ``lstm_forward``, ``gru_forward``,
+``LSTM`` and ``GRU`` are PyTorch-compatible modules (same constructor arguments, state_dict
+keys and numbers) with an explicit ``backward``; ``fusedrnn.optim.Adam`` trains them. The
+functional API runs one layer and one direction; see ``lstm_forward``, ``gru_forward``,
 their backward functions and the single-step cells. ``fusedrnn.reference`` is the plain NumPy
 implementation the kernels are tested against.
 """
@@ -8,7 +10,7 @@ implementation the kernels are tested against.
 # Loads OpenBLAS globally before the extension needs its symbols (scipy-openblas32's pattern).
 import scipy_openblas32 as _scipy_openblas32  # noqa: F401
 
-from . import _core
+from . import _core, optim
 from .functional import (
     GruCellGrads,
     GruGrads,
@@ -23,6 +25,7 @@ from .functional import (
     lstm_cell_backward,
     lstm_forward,
 )
+from .modules import GRU, LSTM
 from .runtime import get_num_threads, info, set_num_threads
 
 try:
@@ -33,6 +36,8 @@ except Exception:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "GruCellGrads",
     "GruGrads",
     "LstmCellGrads",

@@ -10,6 +10,9 @@ refers to the inputs without copying them, so leave them unchanged until backwar
 Arrays of one call share one dtype (float32 or float64); other array-likes are converted
 with ``numpy.asarray``. Missing biases and initial states are zeros; a missing upstream
 gradient counts as zeros. The GIL is released while the kernels run.
+
+(``_threads``, private: a per-call cap on the kernels' threads, 0 meaning set_num_threads';
+the modules use it to run the two directions of a layer side by side.)
 """
 
 import contextlib
@@ -47,7 +50,7 @@ def _check_saved(saved, kind, forward):
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=None,
-                 lengths=None, reverse=False, training=False):
+                 lengths=None, reverse=False, training=False, _threads=0):
     """Run an LSTM layer over a sequence.
 
     Returns ``(y, hn, cn, saved)``: y (T, B, P), hn (B, P), cn (B, H), and ``saved`` for
@@ -59,21 +62,21 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = _arrays(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths)
     return _core.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, bool(reverse),
-                              bool(training))
+                              bool(training), _threads)
 
 
-def lstm_backward(saved, dy, dhn=None, dcn=None):
+def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
     """Gradients of an LSTM layer, from the ``saved`` of a training lstm_forward.
 
     dy (T, B, P) is the gradient of y (entries past a sequence's length are ignored), dhn
     (B, P) and dcn (B, H) those of the final states. Returns LstmGrads.
     """
     _check_saved(saved, _core.LstmSaved, "lstm_forward")
-    return LstmGrads(*_core.lstm_backward(saved, *_arrays(dy, dhn, dcn)))
+    return LstmGrads(*_core.lstm_backward(saved, *_arrays(dy, dhn, dcn), _threads))
 
 
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, reverse=False,
-                linear_before_reset=True, training=False):
+                linear_before_reset=True, training=False, _threads=0):
     """Run a GRU layer over a sequence.
 
     Returns ``(y, hn, saved)``. ``linear_before_reset=True`` is PyTorch's and cuDNN's GRU,
@@ -83,13 +86,13 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
     """
     x, w_ih, w_hh, b_ih, b_hh, h0, lengths = _arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
     return _core.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, bool(reverse),
-                             bool(linear_before_reset), bool(training))
+                             bool(linear_before_reset), bool(training), _threads)
 
 
-def gru_backward(saved, dy, dhn=None):
+def gru_backward(saved, dy, dhn=None, *, _threads=0):
     """Gradients of a GRU layer from the ``saved`` of a training gru_forward: GruGrads."""
     _check_saved(saved, _core.GruSaved, "gru_forward")
-    return GruGrads(*_core.gru_backward(saved, *_arrays(dy, dhn)))
+    return GruGrads(*_core.gru_backward(saved, *_arrays(dy, dhn), _threads))
 
 
 # Cells are sequences of one step; errors keep the names the caller used.

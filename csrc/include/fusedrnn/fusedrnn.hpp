@@ -32,6 +32,7 @@ struct LstmProblem {
   const T* w_hr = nullptr;           // w_hr: [P, H] projection, or null (then P == H)
   const int64_t* lengths = nullptr;  // lengths: [B] valid steps per sequence, or null (all T)
   bool reverse = false;              // run from each sequence's last valid step to t = 0
+  int threads = 0;                   // most threads to use; 0: all (set_num_threads)
 };
 
 // What lstm_backward needs from lstm_forward: written by forward when training.
@@ -78,6 +79,7 @@ struct GruProblem {
   // true: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   (PyTorch, cuDNN)
   // false: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)  (Cho et al. 2014, ONNX default)
   bool linear_before_reset = true;
+  int threads = 0;  // most threads to use; 0: all (set_num_threads)
 };
 
 // Width of one saved gate row: r, z, n, plus W_hn h + b_hn when linear_before_reset.
