@@ -26,13 +26,17 @@ def parse_shape(text):
     return T, B, H
 
 
-def time_interleaved(runners, repeat):
-    """{name: best seconds} over `repeat` rounds, one call of each runner per round."""
+def time_interleaved(runners, repeat, settle):
+    """{name: best seconds} over `repeat` rounds, one call of each runner per round. Each call
+    starts `settle` seconds after the previous one ended: thread pools (OpenMP's, ONNX
+    Runtime's, OpenBLAS's) spin for a while after their work, and would otherwise steal the
+    cores from whichever library runs next."""
     for f in runners.values():  # warm-up: first-call allocations, thread start-up
         f()
     best = {name: float("inf") for name in runners}
     for _ in range(repeat):
         for name, f in runners.items():
+            time.sleep(settle)
             t0 = time.perf_counter()
             f()
             best[name] = min(best[name], time.perf_counter() - t0)
@@ -63,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--settle", type=float, default=0.3,
+                        help="idle seconds before each timed call (lets spinning pools sleep)")
     args = parser.parse_args(argv)
 
     fusedrnn.set_num_threads(args.threads)
@@ -84,7 +90,7 @@ def main(argv=None):
                 runners, missing = build_runners(cell, parse_shape(text), mode,
                                                  ["fusedrnn"] + others)
                 skipped.update(missing)
-                best = time_interleaved(runners, args.repeat)
+                best = time_interleaved(runners, args.repeat, args.settle)
                 ours = best["fusedrnn"] * 1e3
                 cols = []
                 for p in others:

@@ -28,13 +28,15 @@ struct GruDims {
         S(gru_saved_width(p.linear_before_reset, p.hidden)) {}
 };
 
-// linear_before_reset. hn holds h0 on entry and the final state on exit.
+// linear_before_reset, input projection included (in chunks, per thread; bias: b_ih plus
+// b_hr, b_hz). hn holds h0 on entry and the final state on exit.
 template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
-                  const T* xproj, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
+                  const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false,
-                               p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false, p.threads,
+                              p.w_ih, d.I);
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
 
@@ -44,6 +46,7 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
     T* h_cur = hn;
     T* h_next = h_other.data();
     for (int64_t s = 0; s < d.T_; ++s) {
+      xproj.prepare(kernels, plan.input[tid], s);
       cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
       for (int64_t b = 0; b < d.B; ++b) {
         const T* hc = h_cur + b * H + u.begin;
@@ -61,9 +64,8 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
           continue;
         }
         if (saved) std::copy(hc, hc + n, sh);
-        kernels.gru_forward_lbr(row_at(xproj, order, s, b, d.B, d.G) + u.begin,
-                                hproj.data() + b * d.G + u.begin, b_hn + u.begin, hc, hx, yr, sg,
-                                H, n);
+        kernels.gru_forward_lbr(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
+                                b_hn + u.begin, hc, hx, yr, sg, H, n);
       }
       barrier.wait();
       std::swap(h_cur, h_next);
@@ -229,12 +231,15 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
     std::copy(p.b_hh + 2 * H, p.b_hh + 3 * H, b_hn.begin());
     b_fold = b_hh_folded.data();
   }
+  if (p.linear_before_reset) {
+    const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, b_fold);
+    forward_team(p, d, order, bias.empty() ? nullptr : bias.data(), b_hn.data(), y, hn, saved);
+    return;
+  }
   std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold, xproj.data());
-  if (p.linear_before_reset)
-    forward_team(p, d, order, xproj.data(), b_hn.data(), y, hn, saved);
-  else
-    forward_original(p, d, order, xproj.data(), y, hn, saved);
+  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold,
+                        xproj.data());
+  forward_original(p, d, order, xproj.data(), y, hn, saved);
 }
 
 template <typename T>

@@ -27,14 +27,15 @@ struct LstmDims {
       : T_(p.steps), B(p.batch), I(p.input), H(p.hidden), P(p.proj), G(4 * p.hidden) {}
 };
 
-// The time loop without projection. hn holds h0 on entry and the final state on exit; cn
-// likewise for c.
+// The time loop without projection, input projection included (in chunks, per thread). hn
+// holds h0 on entry and the final state on exit; cn likewise for c.
 template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
-                  const T* xproj, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
+                  const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false,
-                               p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false, p.threads,
+                              p.w_ih, d.I);
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
 
@@ -44,6 +45,7 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
     T* h_cur = hn;
     T* h_next = h_other.data();
     for (int64_t s = 0; s < d.T_; ++s) {
+      xproj.prepare(kernels, plan.input[tid], s);
       cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
       for (int64_t b = 0; b < d.B; ++b) {
         const T* hc = h_cur + b * H + u.begin;
@@ -63,9 +65,8 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
           continue;
         }
         if (saved) std::copy(hc, hc + n, sh);
-        kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G) + u.begin,
-                             hproj.data() + b * d.G + u.begin, cn + b * H + u.begin, hx, sg, sc,
-                             H, n);
+        kernels.lstm_forward(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
+                             cn + b * H + u.begin, hx, sg, sc, H, n);
         std::copy(hx, hx + n, yr);
       }
       barrier.wait();
@@ -218,12 +219,15 @@ void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn
   cpu::copy_or_zero(d.B * d.H, c0, cn);
   if (d.T_ == 0 || d.B == 0) return;
 
+  if (!p.w_hr) {
+    const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, p.b_hh);
+    forward_team(p, d, order, bias.empty() ? nullptr : bias.data(), y, hn, cn, saved);
+    return;
+  }
   std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh, xproj.data());
-  if (p.w_hr)
-    forward_projected(p, d, order, xproj.data(), y, hn, cn, saved);
-  else
-    forward_team(p, d, order, xproj.data(), y, hn, cn, saved);
+  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh,
+                        xproj.data());
+  forward_projected(p, d, order, xproj.data(), y, hn, cn, saved);
 }
 
 template <typename T>

@@ -22,13 +22,23 @@ constexpr int kPanelLanes = 2 * FUSEDRNN_VECTOR_BYTES / sizeof(T);
 
 template <typename T, int R>
 FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
-                             const T* __restrict panel, T* __restrict c, int64_t ldc, int width,
-                             bool accumulate) {
+                             const T* __restrict panel, const T* __restrict bias,
+                             T* __restrict c, int64_t ldc, int width, bool accumulate) {
   using V = typename Vec<T>::type;
   constexpr int L = kPanelLanes<T>, VL = L / 2;
+  V b0{}, b1{};
+  if (bias) {
+    T lanes[L] = {};
+    for (int l = 0; l < width; ++l) lanes[l] = bias[l];
+    std::memcpy(&b0, lanes, sizeof b0);
+    std::memcpy(&b1, lanes + VL, sizeof b1);
+  }
   V acc0[R], acc1[R];
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V{};
+  for (int r = 0; r < R; ++r) {
+    acc0[r] = b0;
+    acc1[r] = b1;
+  }
   for (int64_t i = 0; i < k; ++i) {
     V w0, w1;
     std::memcpy(&w0, panel + i * L, sizeof w0);
@@ -55,17 +65,18 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
 
 template <typename T>
 void panel_gemm(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
-                int64_t count, const int64_t* col, const int* width, T* c, int64_t ldc,
-                bool accumulate) {
+                int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
+                int64_t ldc, bool accumulate) {
   constexpr int L = kPanelLanes<T>;
   for (int64_t p = 0; p < count; ++p) {
     const T* panel = panels + p * k * L;
+    const T* bp = bias ? bias + col[p] : nullptr;
     T* cp = c + col[p];
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4)
-      panel_block<T, 4>(k, a + r * lda, lda, panel, cp + r * ldc, ldc, width[p], accumulate);
+      panel_block<T, 4>(k, a + r * lda, lda, panel, bp, cp + r * ldc, ldc, width[p], accumulate);
     for (; r < rows; ++r)
-      panel_block<T, 1>(k, a + r * lda, lda, panel, cp + r * ldc, ldc, width[p], accumulate);
+      panel_block<T, 1>(k, a + r * lda, lda, panel, bp, cp + r * ldc, ldc, width[p], accumulate);
   }
 }
 

@@ -56,12 +56,13 @@ struct StepKernels {
   // Columns per weight panel (two SIMD vectors); PanelSet packs weights for this width.
   int panel_lanes;
 
-  // c[:, col[p] + l] (+)= sum_k a[:, k] * panels[p][k][l] for each of `count` panels of
-  // `rows` x `k` inputs a (row stride lda) and l < width[p]: the recurrent GEMM, on weights
-  // packed once per call so that each thread streams its own slice from its own cache.
+  // c[:, j] (+)= bias[j] + sum_k a[:, k] * panels[p][k][l], j = col[p] + l, for each of
+  // `count` panels, l < width[p], `rows` x `k` inputs a (row stride lda); bias may be null.
+  // The recurrent and input GEMMs, on weights packed once per call so that each thread
+  // streams its own slice from its own cache.
   void (*panel_gemm)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
-                     int64_t count, const int64_t* col, const int* width, T* c, int64_t ldc,
-                     bool accumulate);
+                     int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
+                     int64_t ldc, bool accumulate);
 };
 
 // The kernels for this CPU: the best SIMD level it supports, capped by the environment
