@@ -7,10 +7,11 @@ import pytest
 import fusedrnn
 from fusedrnn import reference as ref
 
-# 67 hidden units: several 16-lane float panels (8-lane for float64) per thread, and a short
-# last panel; T and B primes; lengths with a 0 and a full length.
-T, B, I, H = 7, 5, 11, 67
-LENGTHS = np.array([7, 0, 3, 7, 1])
+# 131 hidden units: several 16-lane float panels (8-lane for float64) per thread, and a short
+# last panel; B large enough that the per-step work is split (one thread runs problems under
+# 2^20 multiply-adds a step); lengths with 0s and full lengths.
+T, B, I, H = 7, 64, 11, 131
+LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 
 
 def problem(cell, dtype, seed=0):

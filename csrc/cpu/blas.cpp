@@ -62,19 +62,21 @@ template <typename T>
 void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                    const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   for (int64_t v : {m, n, k, lda, ldb, ldc}) to_blas(v);  // throw here, not in a worker
-  constexpr int64_t kMinRows = 16;  // below this a split costs more than it saves
-  const int threads = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(threads_for(max_threads), m / kMinRows)));
-  if (threads == 1 || n * k < 4096) {
-    gemm<T>(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  parallel_run(threads, [&](int tid, SpinBarrier&) {
-    const Range r = split_range(m, threads, tid, kMinRows);
-    if (r.size() == 0) return;
-    const T* a_rows = trans_a ? a + r.begin : a + r.begin * lda;
-    gemm<T>(trans_a, trans_b, r.size(), n, k, a_rows, lda, b, ldb, beta, c + r.begin * ldc, ldc);
-  });
+  // Fixed blocks of rows, dealt round-robin: every block is the same BLAS call whatever the
+  // thread count, so the results are bitwise identical for any number of threads (the BLAS
+  // may sum a product of another shape in another order).
+  constexpr int64_t kBlockRows = 128;
+  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
+  const int threads = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(threads_for(max_threads), n * k < 4096 ? 1 : blocks)));
+  auto run = [&](int tid, SpinBarrier&) {
+    for (int64_t blk = tid; blk < blocks; blk += threads) {
+      const int64_t r0 = blk * kBlockRows, rows = std::min(kBlockRows, m - r0);
+      const T* a_rows = trans_a ? a + r0 : a + r0 * lda;
+      gemm<T>(trans_a, trans_b, rows, n, k, a_rows, lda, b, ldb, beta, c + r0 * ldc, ldc);
+    }
+  };
+  parallel_run(threads, run);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,

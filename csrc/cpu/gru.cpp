@@ -34,7 +34,7 @@ template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, false, p.threads,
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
                               p.w_ih, d.I);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
@@ -131,7 +131,7 @@ template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, kernels.panel_lanes, true,
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, true,
                                p.threads);
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();

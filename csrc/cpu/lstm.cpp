@@ -33,7 +33,7 @@ template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, false, p.threads,
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
                               p.w_ih, d.I);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
@@ -125,7 +125,7 @@ template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, kernels.panel_lanes, true,
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, true,
                                p.threads);
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();

@@ -20,63 +20,107 @@ struct Vec {
 template <typename T>
 constexpr int kPanelLanes = 2 * FUSEDRNN_VECTOR_BYTES / sizeof(T);
 
-template <typename T, int R>
+// R rows by NP panels: 2 * R * NP accumulators in registers while the panels stream past.
+// Each output element still sums over k in order, so every grouping gives the same bits.
+template <typename T, int R, int NP>
 FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
-                             const T* __restrict panel, const T* __restrict bias,
-                             T* __restrict c, int64_t ldc, int width, bool accumulate) {
+                             const T* __restrict panels, const T* const* bias,
+                             T* const* c, int64_t ldc, const int* width, bool accumulate) {
   using V = typename Vec<T>::type;
   constexpr int L = kPanelLanes<T>, VL = L / 2;
-  V b0{}, b1{};
-  if (bias) {
-    T lanes[L] = {};
-    for (int l = 0; l < width; ++l) lanes[l] = bias[l];
-    std::memcpy(&b0, lanes, sizeof b0);
-    std::memcpy(&b1, lanes + VL, sizeof b1);
-  }
-  V acc0[R], acc1[R];
+  V acc0[NP][R], acc1[NP][R];
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    acc0[r] = b0;
-    acc1[r] = b1;
-  }
-  for (int64_t i = 0; i < k; ++i) {
-    V w0, w1;
-    std::memcpy(&w0, panel + i * L, sizeof w0);
-    std::memcpy(&w1, panel + i * L + VL, sizeof w1);
+  for (int q = 0; q < NP; ++q) {
+    V b0{}, b1{};
+    if (bias[q]) {
+      T lanes[L] = {};
+      for (int l = 0; l < width[q]; ++l) lanes[l] = bias[q][l];
+      std::memcpy(&b0, lanes, sizeof b0);
+      std::memcpy(&b1, lanes + VL, sizeof b1);
+    }
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const T av = a[r * lda + i];
-      acc0[r] += av * w0;
-      acc1[r] += av * w1;
+      acc0[q][r] = b0;
+      acc1[q][r] = b1;
+    }
+  }
+  for (int64_t i = 0; i < k; ++i) {
+#pragma GCC unroll 4
+    for (int q = 0; q < NP; ++q) {
+      V w0, w1;
+      std::memcpy(&w0, panels + (q * k + i) * L, sizeof w0);
+      std::memcpy(&w1, panels + (q * k + i) * L + VL, sizeof w1);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const T av = a[r * lda + i];
+        acc0[q][r] += av * w0;
+        acc1[q][r] += av * w1;
+      }
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-    T out[L];
-    std::memcpy(out, &acc0[r], sizeof(V));
-    std::memcpy(out + VL, &acc1[r], sizeof(V));
-    T* cr = c + r * ldc;
-    if (accumulate)
-      for (int l = 0; l < width; ++l) cr[l] += out[l];
-    else
-      for (int l = 0; l < width; ++l) cr[l] = out[l];
+  for (int q = 0; q < NP; ++q) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      T out[L];
+      std::memcpy(out, &acc0[q][r], sizeof(V));
+      std::memcpy(out + VL, &acc1[q][r], sizeof(V));
+      T* cr = c[q] + r * ldc;
+      if (accumulate)
+        for (int l = 0; l < width[q]; ++l) cr[l] += out[l];
+      else
+        for (int l = 0; l < width[q]; ++l) cr[l] = out[l];
+    }
   }
 }
 
+// Rows [r0, r0 + R) against every panel, NP panels at a time (then one at a time).
+template <typename T, int R, int NP>
+FUSEDRNN_HD void panel_rows(int64_t r0, int64_t k, const T* a, int64_t lda, const T* panels,
+                            int64_t count, const int64_t* col, const int* width, const T* bias,
+                            T* c, int64_t ldc, bool accumulate) {
+  constexpr int L = kPanelLanes<T>;
+  int64_t p = 0;
+  for (; p + NP <= count; p += NP) {
+    const T* bs[NP];
+    T* cs[NP];
+    for (int q = 0; q < NP; ++q) {
+      bs[q] = bias ? bias + col[p + q] : nullptr;
+      cs[q] = c + r0 * ldc + col[p + q];
+    }
+    panel_block<T, R, NP>(k, a + r0 * lda, lda, panels + p * k * L, bs, cs, ldc, width + p,
+                          accumulate);
+  }
+  for (; p < count; ++p) {
+    const T* bs[1] = {bias ? bias + col[p] : nullptr};
+    T* cs[1] = {c + r0 * ldc + col[p]};
+    panel_block<T, R, 1>(k, a + r0 * lda, lda, panels + p * k * L, bs, cs, ldc, width + p,
+                         accumulate);
+  }
+}
+
+// Blocks of 4 rows take one panel at a time (8 accumulators); the 1-3 rows left over (all
+// of them at batch 1) take several panels at once, so that enough independent FMA chains
+// hide the FMA latency.
 template <typename T>
 void panel_gemm(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
                 int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
                 int64_t ldc, bool accumulate) {
-  constexpr int L = kPanelLanes<T>;
-  for (int64_t p = 0; p < count; ++p) {
-    const T* panel = panels + p * k * L;
-    const T* bp = bias ? bias + col[p] : nullptr;
-    T* cp = c + col[p];
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      panel_block<T, 4>(k, a + r * lda, lda, panel, bp, cp + r * ldc, ldc, width[p], accumulate);
-    for (; r < rows; ++r)
-      panel_block<T, 1>(k, a + r * lda, lda, panel, bp, cp + r * ldc, ldc, width[p], accumulate);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4)
+    panel_rows<T, 4, 1>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
+  switch (rows - r) {
+    case 3:
+      panel_rows<T, 3, 1>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
+      break;
+    case 2:
+      panel_rows<T, 2, 2>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
+      break;
+    case 1:
+      panel_rows<T, 1, 4>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
+      break;
+    default:
+      break;
   }
 }
 
