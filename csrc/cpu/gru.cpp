@@ -10,12 +10,12 @@
 #include "fusedrnn/fusedrnn.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
+#include "team_loop.hpp"
 
 namespace fusedrnn {
 namespace {
 
 using cpu::Range;
-using cpu::SpinBarrier;
 using cpu::StepOrder;
 using cpu::gemm;
 using cpu::row_at;
@@ -37,43 +37,23 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
   const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
                               p.w_ih, d.I);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
-  std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
-
-  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
-    T* h_cur = hn;
-    T* h_next = h_other.data();
-    for (int64_t s = 0; s < d.T_; ++s) {
-      xproj.prepare(kernels, plan.input[tid], s);
-      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        const T* hc = h_cur + b * H + u.begin;
-        T* hx = h_next + b * H + u.begin;
-        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
-        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
-        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
-        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
-          std::copy(hc, hc + n, hx);
-          std::fill(yr, yr + n, T(0));
-          if (saved) {  // never read by backward, but must be finite (0 * x there)
-            cpu::fill_gates(sg, 4, H, n, T(0));
-            std::fill(sh, sh + n, T(0));
-          }
-          continue;
-        }
-        if (saved) std::copy(hc, hc + n, sh);
-        kernels.gru_forward_lbr(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
-                                b_hn + u.begin, hc, hx, yr, sg, H, n);
-      }
-      barrier.wait();
-      std::swap(h_cur, h_next);
+  auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
+                 T* h_next, T* yr) {
+    T* sg = nullptr;
+    if (saved) {
+      sg = row_at(saved->gates, order, s, b, d.B, d.S) + u.begin;
+      std::copy(h, h + u.size(), row_at(saved->h_prev, order, s, b, d.B, H) + u.begin);
     }
-    if (h_cur != hn)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(h_cur + b * H + u.begin, h_cur + b * H + u.end, hn + b * H + u.begin);
-  });
+    kernels.gru_forward_lbr(xr, hr, b_hn + u.begin, h, h_next, yr, sg, H, u.size());
+  };
+  auto pad = [&](int64_t s, int64_t b, const Range& u) {
+    if (!saved) return;  // never read by backward, but must be finite (0 * x there)
+    cpu::fill_gates(row_at(saved->gates, order, s, b, d.B, d.S) + u.begin, 4, H, u.size(), T(0));
+    T* sh = row_at(saved->h_prev, order, s, b, d.B, H) + u.begin;
+    std::fill(sh, sh + u.size(), T(0));
+  };
+  cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
 // Padding rows of the original GRU's loop: y is 0, the state is kept, the saved rows zeroed.
@@ -123,51 +103,20 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   }
 }
 
-// Backward time loop of linear_before_reset: per step each thread computes the gate gradients
-// of its units (dgh: h-side, time-major or gathered per step; dgx: x-side, time-major) and
-// the direct path of dh_prev, then after the barrier its columns of dh_prev += dgh @ w_hh.
-// dh holds dhn on entry and dh0 on exit.
+// Backward time loop of linear_before_reset: dgx (x side) and dgh (h side) are time-major
+// [T, B, 3H]; dh holds dhn on entry and dh0 on exit.
 template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, true,
-                               p.threads);
-  const int64_t H = d.H, G = d.G;
-  const bool blocks = order.steps_are_blocks();
-  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), dh_other(d.B * H);
-
-  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
-    T* dh_cur = dh;
-    T* dh_next = dh_other.data();
-    for (int64_t s = d.T_ - 1; s >= 0; --s) {
-      T* dg_step = blocks ? dgh + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* dg = dg_step + b * G + u.begin;
-        T* dhc = dh_cur + b * H + u.begin;
-        T* dhx = dh_next + b * H + u.begin;
-        if (!order.valid(s, b)) {  // padding: the gradient passes through
-          cpu::fill_gates(dg, 3, H, n, T(0));
-          std::copy(dhc, dhc + n, dhx);
-          continue;
-        }
-        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
-        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-        kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
-                                 row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dhc, dg,
-                                 row_at(dgx, order, s, b, d.B, G) + u.begin, dhx, H, n);
-        if (!blocks) cpu::copy_gates(dg, row_at(dgh, order, s, b, d.B, G) + u.begin, 3, H, n);
-      }
-      barrier.wait();
-      cpu::panel_gemm(kernels, plan.backward[tid], d.B, dg_step, G, dh_next, H, true);
-      std::swap(dh_cur, dh_next);
-    }
-    if (dh_cur != dh)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
-  });
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, true, p.threads);
+  const int64_t H = d.H;
+  auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
+    kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                             row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dh_row, dg,
+                             row_at(dgx, order, s, b, d.B, d.G) + u.begin, dh_next, H, u.size());
+  };
+  cpu::team_backward(plan, order, d.T_, d.B, H, 3, dy, dgh, dh, row);
 }
 
 // Backward of the original GRU, on one thread; dg (time-major) serves both the x side and

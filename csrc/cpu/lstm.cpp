@@ -4,18 +4,19 @@
 // its part of the recurrent GEMM and the fused gate pass; one barrier per step.
 // With a projection the loop runs on one thread with the BLAS per step (not yet split).
 #include <algorithm>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "fusedrnn/fusedrnn.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
+#include "team_loop.hpp"
 
 namespace fusedrnn {
 namespace {
 
 using cpu::Range;
-using cpu::SpinBarrier;
 using cpu::StepOrder;
 using cpu::gemm;
 using cpu::row_at;
@@ -36,46 +37,30 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
   const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
                               p.w_ih, d.I);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
-  std::vector<T> h_other(d.B * d.H), hproj(d.B * d.G);
   const int64_t H = d.H;
-
-  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
-    T* h_cur = hn;
-    T* h_next = h_other.data();
-    for (int64_t s = 0; s < d.T_; ++s) {
-      xproj.prepare(kernels, plan.input[tid], s);
-      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h_cur, H, hproj.data(), d.G, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        const T* hc = h_cur + b * H + u.begin;
-        T* hx = h_next + b * H + u.begin;
-        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
-        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;
-        T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) + u.begin : nullptr;
-        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
-        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
-          std::copy(hc, hc + n, hx);
-          std::fill(yr, yr + n, T(0));
-          if (saved) {  // never read by backward, but must be finite (0 * x there)
-            cpu::fill_gates(sg, 4, H, n, T(0));
-            std::fill(sc, sc + n, T(0));
-            std::fill(sh, sh + n, T(0));
-          }
-          continue;
-        }
-        if (saved) std::copy(hc, hc + n, sh);
-        kernels.lstm_forward(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
-                             cn + b * H + u.begin, hx, sg, sc, H, n);
-        std::copy(hx, hx + n, yr);
-      }
-      barrier.wait();
-      std::swap(h_cur, h_next);
+  auto saved_rows = [&](int64_t s, int64_t b, const Range& u) {
+    return std::make_tuple(row_at(saved->gates, order, s, b, d.B, d.G) + u.begin,
+                           row_at(saved->c_prev, order, s, b, d.B, H) + u.begin,
+                           row_at(saved->h_prev, order, s, b, d.B, H) + u.begin);
+  };
+  auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
+                 T* h_next, T* yr) {
+    T *sg = nullptr, *sc = nullptr, *sh = nullptr;
+    if (saved) {
+      std::tie(sg, sc, sh) = saved_rows(s, b, u);
+      std::copy(h, h + u.size(), sh);
     }
-    if (h_cur != hn)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(h_cur + b * H + u.begin, h_cur + b * H + u.end, hn + b * H + u.begin);
-  });
+    kernels.lstm_forward(xr, hr, cn + b * H + u.begin, h_next, sg, sc, H, u.size());
+    std::copy(h_next, h_next + u.size(), yr);
+  };
+  auto pad = [&](int64_t s, int64_t b, const Range& u) {
+    if (!saved) return;  // never read by backward, but must be finite (0 * x there)
+    auto [sg, sc, sh] = saved_rows(s, b, u);
+    cpu::fill_gates(sg, 4, H, u.size(), T(0));
+    std::fill(sc, sc + u.size(), T(0));
+    std::fill(sh, sh + u.size(), T(0));
+  };
+  cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
 // The time loop with projection, on one thread: gate pass into h_tilde, then h = w_hr h_tilde.
@@ -118,53 +103,21 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   }
 }
 
-// Backward time loop without projection: per step, each thread computes the gate gradients of
-// its units (all rows), then, after the barrier, its columns of dh_prev = dG @ w_hh. dgates is
-// time-major [T, B, 4H]; dh holds dhn on entry and dh0 on exit; dc likewise.
+// Backward time loop without projection. dgates is time-major [T, B, 4H]; dh holds dhn on
+// entry and dh0 on exit; dc likewise.
 template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, true,
-                               p.threads);
-  const int64_t H = d.H, G = d.G;
-  const bool blocks = order.steps_are_blocks();
-  // Scattered steps (reverse with lengths) gather their rows here; two buffers, so that a
-  // thread may start step s - 1 while another still reads step s's.
-  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), dh_other(d.B * H);
-
-  cpu::parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
-    T* dh_cur = dh;
-    T* dh_next = dh_other.data();
-    for (int64_t s = d.T_ - 1; s >= 0; --s) {
-      T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* dg = dg_step + b * G + u.begin;
-        T* dhc = dh_cur + b * H + u.begin;
-        T* dhx = dh_next + b * H + u.begin;
-        if (!order.valid(s, b)) {  // padding: the gradient passes through
-          cpu::fill_gates(dg, 4, H, n, T(0));
-          std::copy(dhc, dhc + n, dhx);
-          continue;
-        }
-        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
-        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-        kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, G) + u.begin,
-                              row_at(saved.c_prev, order, s, b, d.B, H) + u.begin, dhc,
-                              dc + b * H + u.begin, dg, nullptr, H, n);
-        if (!blocks) cpu::copy_gates(dg, row_at(dgates, order, s, b, d.B, G) + u.begin, 4, H, n);
-        std::fill(dhx, dhx + n, T(0));
-      }
-      barrier.wait();
-      cpu::panel_gemm(kernels, plan.backward[tid], d.B, dg_step, G, dh_next, H, true);
-      std::swap(dh_cur, dh_next);
-    }
-    if (dh_cur != dh)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
-  });
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, true, p.threads);
+  const int64_t H = d.H;
+  auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
+    kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G) + u.begin,
+                          row_at(saved.c_prev, order, s, b, d.B, H) + u.begin, dh_row,
+                          dc + b * H + u.begin, dg, nullptr, H, u.size());
+    std::fill(dh_next, dh_next + u.size(), T(0));  // the LSTM's h reaches h_prev via w_hh only
+  };
+  cpu::team_backward(plan, order, d.T_, d.B, H, 4, dy, dgates, dh, row);
 }
 
 // Backward with projection, on one thread. dh_out and h_tilde (both step-major) collect what

@@ -1,0 +1,105 @@
+// The time loops that the LSTM and GRU share, run on the thread team: each thread owns the
+// hidden units plan.units[tid]; one barrier per step. The cells supply what happens to a row.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "sequence.hpp"
+#include "step_kernels.hpp"
+#include "thread_team.hpp"
+
+namespace fusedrnn::cpu {
+
+// Forward. Per step and thread: its chunk of the input projection, its columns of
+// hproj = h @ w_hh^T, then for every batch row
+//   valid:   row(s, b, u, xr, hr, h, h_next, y)   xr, hr: [G*H] rows offset to u.begin
+//   padding: pad(s, b, u)                          (h_next = h and y = 0 are done here)
+// where h, h_next, y are the n = u.size() values of the thread's units. state [B, H] holds
+// h0 on entry and the final state on exit.
+template <typename T, typename Row, typename Pad>
+void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepOrder& order,
+                  int64_t steps, int64_t batch, int64_t H, int64_t G, T* y, T* state, Row row,
+                  Pad pad) {
+  const auto& kernels = step_kernels<T>();
+  std::vector<T> other(batch * H), hproj(batch * G);
+  parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* h = state;
+    T* h_next = other.data();
+    for (int64_t s = 0; s < steps; ++s) {
+      xproj.prepare(kernels, plan.input[tid], s);
+      panel_gemm(kernels, plan.forward[tid], batch, h, H, hproj.data(), G, false);
+      for (int64_t b = 0; b < batch; ++b) {
+        const T* hb = h + b * H + u.begin;
+        T* hx = h_next + b * H + u.begin;
+        T* yr = row_at(y, order, s, b, batch, H) + u.begin;
+        if (order.valid(s, b)) {
+          row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
+        } else {  // padding: the state carries over, y is 0
+          std::copy(hb, hb + n, hx);
+          std::fill(yr, yr + n, T(0));
+          pad(s, b, u);
+        }
+      }
+      barrier.wait();
+      std::swap(h, h_next);
+    }
+    if (h != state)
+      for (int64_t b = 0; b < batch; ++b)
+        std::copy(h + b * H + u.begin, h + b * H + u.end, state + b * H + u.begin);
+  });
+}
+
+// Backward. Per step (last to first) and thread, for every valid batch row
+//   row(s, b, u, dh, dg, dh_next)
+// with dh the n values of the total gradient of the step's output (dy is added here), dg the
+// row's h-side pre-activation gradients (gate stride H, offset to u.begin) and dh_next the
+// direct part of the previous state's gradient (0 when there is none); padding rows pass dh
+// through. After the barrier the thread adds its columns of dg @ w_hh to dh_next. dgh is
+// time-major [T, B, gates*H]; dh [B, H] holds dhn on entry and dh0 on exit.
+template <typename T, typename Row>
+void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t steps, int64_t batch,
+                   int64_t H, int gates, const T* dy, T* dgh, T* dh, Row row) {
+  const auto& kernels = step_kernels<T>();
+  const int64_t G = gates * H;
+  const bool blocks = order.steps_are_blocks();
+  // Scattered steps (reverse with lengths) gather their rows here; two buffers, so that a
+  // thread may start step s - 1 while another still reads step s's.
+  std::vector<T> dstep(blocks ? 0 : 2 * batch * G), other(batch * H);
+  parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* dh_cur = dh;
+    T* dh_next = other.data();
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      T* dg_step = blocks ? dgh + order.block_time(s) * batch * G
+                          : dstep.data() + (s & 1) * batch * G;
+      for (int64_t b = 0; b < batch; ++b) {
+        T* dg = dg_step + b * G + u.begin;
+        T* dhc = dh_cur + b * H + u.begin;
+        T* dhx = dh_next + b * H + u.begin;
+        if (!order.valid(s, b)) {  // padding: the gradient passes through
+          fill_gates(dg, gates, H, n, T(0));
+          std::copy(dhc, dhc + n, dhx);
+          continue;
+        }
+        const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
+        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+        row(s, b, u, dhc, dg, dhx);
+        if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
+      }
+      barrier.wait();
+      panel_gemm(kernels, plan.backward[tid], batch, dg_step, G, dh_next, H, true);
+      std::swap(dh_cur, dh_next);
+    }
+    if (dh_cur != dh)
+      for (int64_t b = 0; b < batch; ++b)
+        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+  });
+}
+
+}  // namespace fusedrnn::cpu
