@@ -62,16 +62,17 @@ template <typename T>
 void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                    const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   for (int64_t v : {m, n, k, lda, ldb, ldc}) to_blas(v);  // throw here, not in a worker
-  // Fixed blocks of rows, dealt round-robin: every block is the same BLAS call whatever the
-  // thread count, so the results are bitwise identical for any number of threads (the BLAS
-  // may sum a product of another shape in another order).
-  constexpr int64_t kBlockRows = 128;
-  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
+  // Blocks of rows that depend on m alone, dealt round-robin: every block is the same BLAS
+  // call whatever the thread count, so the results are bitwise identical for any number of
+  // threads (the BLAS may sum a product of another shape in another order). Six blocks split
+  // evenly over 1, 2, 3 or 6 threads and are large enough to amortise the BLAS's packing.
+  const int64_t block_rows = std::max<int64_t>(64, ((m + 5) / 6 + 15) / 16 * 16);
+  const int64_t blocks = (m + block_rows - 1) / block_rows;
   const int threads = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>(threads_for(max_threads), n * k < 4096 ? 1 : blocks)));
   auto run = [&](int tid, SpinBarrier&) {
     for (int64_t blk = tid; blk < blocks; blk += threads) {
-      const int64_t r0 = blk * kBlockRows, rows = std::min(kBlockRows, m - r0);
+      const int64_t r0 = blk * block_rows, rows = std::min(block_rows, m - r0);
       const T* a_rows = trans_a ? a + r0 : a + r0 * lda;
       gemm<T>(trans_a, trans_b, rows, n, k, a_rows, lda, b, ldb, beta, c + r0 * ldc, ldc);
     }
