@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sequence.hpp"
+#include "team_plan.hpp"
 #include "step_kernels.hpp"
 #include "thread_team.hpp"
 
