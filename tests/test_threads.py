@@ -14,20 +14,27 @@ T, B, I, H = 7, 64, 11, 131
 LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 
 
+P = 67  # the projection's outputs are split across threads too
+
+
 def problem(cell, dtype, seed=0):
-    G = 4 if cell == "lstm" else 3
+    G = 3 if cell == "gru" else 4
+    out = P if cell == "lstmp" else H
     rng = np.random.default_rng(seed)
     k = 1 / np.sqrt(H)
     u = lambda *s: rng.uniform(-k, k, s).astype(dtype)  # noqa: E731
-    return dict(x=rng.standard_normal((T, B, I)).astype(dtype), w_ih=u(G * H, I),
-                w_hh=u(G * H, H), b_ih=u(G * H), b_hh=u(G * H), h0=u(B, H))
+    p = dict(x=rng.standard_normal((T, B, I)).astype(dtype), w_ih=u(G * H, I),
+             w_hh=u(G * H, out), b_ih=u(G * H), b_hh=u(G * H), h0=u(B, out))
+    if cell == "lstmp":
+        p["w_hr"] = u(P, H)
+    return p
 
 
 def run(cell, p, threads, reverse, lengths):
     before = fusedrnn.get_num_threads()
     fusedrnn.set_num_threads(threads)
     try:
-        if cell == "lstm":
+        if cell.startswith("lstm"):
             y, hn, cn, saved = fusedrnn.lstm_forward(**p, lengths=lengths, reverse=reverse,
                                                      training=True)
             g = fusedrnn.lstm_backward(saved, np.ones_like(y), hn, cn)
@@ -38,7 +45,7 @@ def run(cell, p, threads, reverse, lengths):
         fusedrnn.set_num_threads(before)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
@@ -50,12 +57,12 @@ def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
             assert np.array_equal(a, b), f"{threads} threads differ from 1"
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_split_units_match_reference(cell, reverse):
     p = problem(cell, np.float64, seed=1)
     got = run(cell, p, 2, reverse, LENGTHS)
-    if cell == "lstm":
+    if cell.startswith("lstm"):
         y, hn, cn, cache = ref.lstm_forward(**p, lengths=LENGTHS, reverse=reverse)
         g = ref.lstm_backward(cache, np.ones_like(y), hn, cn)
         want = (y, hn, cn) + tuple(g[k] for k in fusedrnn.LstmGrads._fields)

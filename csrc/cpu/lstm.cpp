@@ -1,8 +1,8 @@
-// LSTM sequence kernels: one input-projection GEMM per call, then the time loop, then (in
-// backward) the weight-gradient GEMMs. The time loop runs on the thread team: each thread owns
-// a slice of hidden units, keeps its packed slice of w_hh in its own cache, and per step does
-// its part of the recurrent GEMM and the fused gate pass; one barrier per step.
-// With a projection the loop runs on one thread with the BLAS per step (not yet split).
+// LSTM sequence kernels. The time loop runs on the thread team: each thread owns a slice of
+// hidden units, keeps its packed slices of w_ih and w_hh in its own cache, and per step does
+// its part of the input projection (a chunk of steps at a time), of the recurrent GEMM and the
+// fused gate pass; one barrier per step (two with a projection, whose outputs are split too).
+// Backward ends in the weight-gradient GEMMs over all T*B rows.
 #include <algorithm>
 #include <tuple>
 #include <utility>
@@ -18,7 +18,6 @@ namespace {
 
 using cpu::Range;
 using cpu::StepOrder;
-using cpu::gemm;
 using cpu::row_at;
 
 template <typename T>
@@ -63,44 +62,88 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
   cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
-// The time loop with projection, on one thread: gate pass into h_tilde, then h = w_hr h_tilde.
+// With a projection the state h has P values and the step has a second GEMM, h = w_hr h_tilde.
+// Each thread also owns a range of those P outputs (outs) and packs what it needs for them.
 template <typename T>
-void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
-                       const T* xproj, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
-  const auto& kernels = cpu::step_kernels<T>();
-  std::vector<T> hproj(d.B * d.G), h_tilde(d.B * d.H), h_proj(d.B * d.P);
-  for (int64_t s = 0; s < d.T_; ++s) {
-    gemm<T>(false, true, d.B, d.G, d.P, hn, d.P, p.w_hh, d.P, T(0), hproj.data(), d.G);
-    for (int64_t b = 0; b < d.B; ++b) {
-      const bool valid = order.valid(s, b);
-      T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) : nullptr;
-      T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, d.H) : nullptr;
-      T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, d.P) : nullptr;
-      if (!valid) {
-        if (saved) {
-          std::fill(sg, sg + d.G, T(0));
-          std::fill(sc, sc + d.H, T(0));
-          std::fill(sh, sh + d.P, T(0));
-        }
-        continue;
-      }
-      if (saved) std::copy(hn + b * d.P, hn + (b + 1) * d.P, sh);
-      kernels.lstm_forward(row_at(xproj, order, s, b, d.B, d.G), hproj.data() + b * d.G,
-                           cn + b * d.H, h_tilde.data() + b * d.H, sg, sc, d.H, d.H);
-    }
-    gemm<T>(false, true, d.B, d.P, d.H, h_tilde.data(), d.H, p.w_hr, d.H, T(0), h_proj.data(),
-            d.P);
-    for (int64_t b = 0; b < d.B; ++b) {
-      T* yr = row_at(y, order, s, b, d.B, d.P);
-      if (!order.valid(s, b)) {
-        std::fill(yr, yr + d.P, T(0));
-        continue;
-      }
-      const T* src = h_proj.data() + b * d.P;
-      std::copy(src, src + d.P, hn + b * d.P);
-      std::copy(src, src + d.P, yr);
+struct ProjectionPlan {
+  std::vector<Range> outs;                // per thread: its range of the P outputs
+  std::vector<cpu::PanelSet<T>> project;  // w_hr rows of its outputs (K = H)
+  std::vector<cpu::PanelSet<T>> tilde;    // backward: w_hr columns of its units (K = P)
+  std::vector<cpu::PanelSet<T>> state;    // backward: w_hh columns of its outputs (K = 4H)
+
+  ProjectionPlan(const LstmProblem<T>& p, const LstmDims<T>& d, const cpu::TeamPlan<T>& team,
+                 int lanes, bool training) {
+    for (int t = 0; t < team.threads; ++t) {
+      const Range o = cpu::split_range(d.P, team.threads, t, lanes);
+      outs.push_back(o);
+      cpu::PanelSet<T> pr(d.H, lanes);
+      pr.add_columns(p.w_hr, d.H, 1, o.begin, o.end);
+      project.push_back(std::move(pr));
+      if (!training) continue;
+      cpu::PanelSet<T> ti(d.P, lanes), st(d.G, lanes);
+      ti.add_columns(p.w_hr, 1, d.H, team.units[t].begin, team.units[t].end);
+      st.add_columns(p.w_hh, 1, d.P, o.begin, o.end);
+      tilde.push_back(std::move(ti));
+      state.push_back(std::move(st));
     }
   }
+};
+
+// The time loop with projection: per step, the gate pass over each thread's units into
+// h_tilde, a barrier, then each thread's outputs of h = w_hr h_tilde, a barrier.
+template <typename T>
+void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
+                       const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
+  const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false, p.threads,
+                              p.w_ih, d.I);
+  const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false);
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
+  std::vector<T> other(d.B * d.P), hproj(d.B * d.G), h_tilde(d.B * d.H);
+  const int64_t H = d.H, P = d.P;
+
+  cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
+    const Range u = plan.units[tid], o = proj.outs[tid];
+    T* h = hn;
+    T* h_next = other.data();
+    for (int64_t s = 0; s < d.T_; ++s) {
+      xproj.prepare(kernels, plan.input[tid], s);
+      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h, P, hproj.data(), d.G, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;
+        T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) + u.begin : nullptr;
+        if (order.valid(s, b)) {
+          kernels.lstm_forward(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
+                               cn + b * H + u.begin, h_tilde.data() + b * H + u.begin, sg, sc,
+                               H, u.size());
+        } else if (saved) {  // never read by backward, but must be finite (0 * x there)
+          cpu::fill_gates(sg, 4, H, u.size(), T(0));
+          std::fill(sc, sc + u.size(), T(0));
+        }
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, proj.project[tid], d.B, h_tilde.data(), H, h_next, P, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        const T* hb = h + b * P + o.begin;
+        T* hx = h_next + b * P + o.begin;
+        T* yr = row_at(y, order, s, b, d.B, P) + o.begin;
+        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, P) + o.begin : nullptr;
+        if (order.valid(s, b)) {
+          std::copy(hx, hx + o.size(), yr);
+          if (sh) std::copy(hb, hb + o.size(), sh);
+        } else {  // padding: the state carries over, y is 0
+          std::copy(hb, hb + o.size(), hx);
+          std::fill(yr, yr + o.size(), T(0));
+          if (sh) std::fill(sh, sh + o.size(), T(0));
+        }
+      }
+      barrier.wait();
+      std::swap(h, h_next);
+    }
+    if (h != hn)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(h + b * P + o.begin, h + b * P + o.end, hn + b * P + o.begin);
+  });
 }
 
 // Backward time loop without projection. dgates is time-major [T, B, 4H]; dh holds dhn on
@@ -120,45 +163,68 @@ void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrde
   cpu::team_backward(plan, order, d.T_, d.B, H, 4, dy, dgates, dh, row);
 }
 
-// Backward with projection, on one thread. dh_out and h_tilde (both step-major) collect what
-// dW_hr = sum_t dh_t^T h_tilde_t needs.
+// Backward with projection: per step, each thread adds dy to its outputs' dh (dh_out keeps
+// it for dW_hr); after a barrier, dh_tilde = dh @ w_hr and the gate pass over its units
+// (h_tilde recomputed for dW_hr); after another, its outputs of dh_prev = dG @ w_hh. dh_out
+// and h_tilde are step-major (any order serves dW_hr = sum_t dh_t^T h_tilde_t).
 template <typename T>
 void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                         const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc,
                         T* dh_out, T* h_tilde) {
   const auto& kernels = cpu::step_kernels<T>();
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false, p.threads);
+  const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, true);
+  const int64_t H = d.H, P = d.P, G = d.G;
   const bool blocks = order.steps_are_blocks();
-  std::vector<T> dstep(blocks ? 0 : d.B * d.G), dh_next(d.B * d.P), dh_tilde(d.B * d.H);
-  for (int64_t s = d.T_ - 1; s >= 0; --s) {
-    T* dho = dh_out + s * d.B * d.P;
-    for (int64_t b = 0; b < d.B; ++b) {
-      const bool valid = order.valid(s, b);
-      const T* dyr = row_at(dy, order, s, b, d.B, d.P);
-      for (int64_t j = 0; j < d.P; ++j) {
-        if (valid) dh[b * d.P + j] += dyr[j];
-        dho[b * d.P + j] = valid ? dh[b * d.P + j] : T(0);
+  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * P), dh_tilde(d.B * H);
+
+  cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
+    const Range u = plan.units[tid], o = proj.outs[tid];
+    T* dh_cur = dh;
+    T* dh_next = other.data();
+    for (int64_t s = d.T_ - 1; s >= 0; --s) {
+      T* dho = dh_out + s * d.B * P;
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* dhb = dh_cur + b * P + o.begin;
+        T* dob = dho + b * P + o.begin;
+        T* dhx = dh_next + b * P + o.begin;
+        if (order.valid(s, b)) {
+          const T* dyr = row_at(dy, order, s, b, d.B, P) + o.begin;
+          for (int64_t j = 0; j < o.size(); ++j) dhb[j] += dyr[j];
+          std::copy(dhb, dhb + o.size(), dob);
+          std::fill(dhx, dhx + o.size(), T(0));
+        } else {  // padding: the gradient passes through
+          std::fill(dob, dob + o.size(), T(0));
+          std::copy(dhb, dhb + o.size(), dhx);
+        }
       }
-    }
-    gemm<T>(false, false, d.B, d.H, d.P, dho, d.P, p.w_hr, d.H, T(0), dh_tilde.data(), d.H);
-    T* dg_step = blocks ? dgates + order.block_time(s) * d.B * d.G : dstep.data();
-    for (int64_t b = 0; b < d.B; ++b) {
-      T* dg = dg_step + b * d.G;
-      T* ht = h_tilde + (s * d.B + b) * d.H;
-      const bool valid = order.valid(s, b);
-      for (int64_t j = 0; j < d.P; ++j) dh_next[b * d.P + j] = valid ? T(0) : dh[b * d.P + j];
-      if (!valid) {
-        std::fill(dg, dg + d.G, T(0));
-        std::fill(ht, ht + d.H, T(0));
-        continue;
+      barrier.wait();
+      T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G
+                          : dstep.data() + (s & 1) * d.B * G;
+      cpu::panel_gemm(kernels, proj.tilde[tid], d.B, dho, P, dh_tilde.data(), H, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* dg = dg_step + b * G + u.begin;
+        T* ht = h_tilde + (s * d.B + b) * H + u.begin;
+        if (!order.valid(s, b)) {
+          cpu::fill_gates(dg, 4, H, u.size(), T(0));
+          std::fill(ht, ht + u.size(), T(0));
+          continue;
+        }
+        kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, G) + u.begin,
+                              row_at(saved.c_prev, order, s, b, d.B, H) + u.begin,
+                              dh_tilde.data() + b * H + u.begin, dc + b * H + u.begin, dg, ht,
+                              H, u.size());
+        if (!blocks) cpu::copy_gates(dg, row_at(dgates, order, s, b, d.B, G) + u.begin, 4, H,
+                                     u.size());
       }
-      kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G),
-                            row_at(saved.c_prev, order, s, b, d.B, d.H),
-                            dh_tilde.data() + b * d.H, dc + b * d.H, dg, ht, d.H, d.H);
-      if (!blocks) std::copy(dg, dg + d.G, row_at(dgates, order, s, b, d.B, d.G));
+      barrier.wait();
+      cpu::panel_gemm(kernels, proj.state[tid], d.B, dg_step, G, dh_next, P, true);
+      std::swap(dh_cur, dh_next);
     }
-    gemm<T>(false, false, d.B, d.P, d.G, dg_step, d.G, p.w_hh, d.P, T(1), dh_next.data(), d.P);
-    std::copy(dh_next.begin(), dh_next.end(), dh);
-  }
+    if (dh_cur != dh)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(dh_cur + b * P + o.begin, dh_cur + b * P + o.end, dh + b * P + o.begin);
+  });
 }
 
 }  // namespace
@@ -172,15 +238,12 @@ void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn
   cpu::copy_or_zero(d.B * d.H, c0, cn);
   if (d.T_ == 0 || d.B == 0) return;
 
-  if (!p.w_hr) {
-    const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, p.b_hh);
-    forward_team(p, d, order, bias.empty() ? nullptr : bias.data(), y, hn, cn, saved);
-    return;
-  }
-  std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, p.b_hh,
-                        xproj.data());
-  forward_projected(p, d, order, xproj.data(), y, hn, cn, saved);
+  const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, p.b_hh);
+  const T* b = bias.empty() ? nullptr : bias.data();
+  if (p.w_hr)
+    forward_projected(p, d, order, b, y, hn, cn, saved);
+  else
+    forward_team(p, d, order, b, y, hn, cn, saved);
 }
 
 template <typename T>
