@@ -18,7 +18,7 @@ P = 67  # the projection's outputs are split across threads too
 
 
 def problem(cell, dtype, seed=0):
-    G = 3 if cell == "gru" else 4
+    G = 3 if cell.startswith("gru") else 4
     out = P if cell == "lstmp" else H
     rng = np.random.default_rng(seed)
     k = 1 / np.sqrt(H)
@@ -39,13 +39,14 @@ def run(cell, p, threads, reverse, lengths):
                                                      training=True)
             g = fusedrnn.lstm_backward(saved, np.ones_like(y), hn, cn)
             return (y, hn, cn) + tuple(g)
-        y, hn, saved = fusedrnn.gru_forward(**p, lengths=lengths, reverse=reverse, training=True)
+        y, hn, saved = fusedrnn.gru_forward(**p, lengths=lengths, reverse=reverse, training=True,
+                                            linear_before_reset=cell == "gru")
         return (y, hn) + tuple(fusedrnn.gru_backward(saved, np.ones_like(y), hn))
     finally:
         fusedrnn.set_num_threads(before)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
@@ -57,7 +58,7 @@ def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
             assert np.array_equal(a, b), f"{threads} threads differ from 1"
 
 
-@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_split_units_match_reference(cell, reverse):
     p = problem(cell, np.float64, seed=1)
@@ -67,7 +68,8 @@ def test_split_units_match_reference(cell, reverse):
         g = ref.lstm_backward(cache, np.ones_like(y), hn, cn)
         want = (y, hn, cn) + tuple(g[k] for k in fusedrnn.LstmGrads._fields)
     else:
-        y, hn, cache = ref.gru_forward(**p, lengths=LENGTHS, reverse=reverse)
+        y, hn, cache = ref.gru_forward(**p, lengths=LENGTHS, reverse=reverse,
+                                       linear_before_reset=cell == "gru")
         g = ref.gru_backward(cache, np.ones_like(y), hn)
         want = (y, hn) + tuple(g[k] for k in fusedrnn.GruGrads._fields)
     for a, b in zip(got, want):

@@ -1,8 +1,9 @@
-// GRU sequence kernels, both variants. linear_before_reset (PyTorch, cuDNN) runs its time loop
-// on the thread team like the LSTM: per step each thread's part of the recurrent GEMM on its
-// packed w_hh slice, then one fused gate pass over its units; one barrier per step. The
-// original GRU applies r before W_hn, so its step is two GEMMs, each followed by its half of
-// the gate math; it runs on one thread with the BLAS per step (not yet split).
+// GRU sequence kernels, both variants, on the thread team like the LSTM: each thread owns a
+// slice of hidden units and does per step its part of the input projection (a chunk of steps
+// at a time), of the recurrent GEMM on its packed w_hh slice, and the fused gate pass.
+// linear_before_reset (PyTorch, cuDNN) needs one barrier per step; the original GRU applies r
+// before W_hn, so its step is two GEMMs, each followed by its half of the gate math, and two
+// barriers.
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -17,7 +18,6 @@ namespace {
 
 using cpu::Range;
 using cpu::StepOrder;
-using cpu::gemm;
 using cpu::row_at;
 
 template <typename T>
@@ -34,8 +34,9 @@ template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
-                              p.w_ih, d.I);
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, false,
+                                     p.threads)
+                        .with_input(p.w_ih, 3, d.H, d.I, kernels.panel_lanes);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
@@ -56,51 +57,61 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
   cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
-// Padding rows of the original GRU's loop: y is 0, the state is kept, the saved rows zeroed.
-template <typename T>
-void pad_row(const GruDims<T>& d, const StepOrder& order, int64_t s, int64_t b, T* y,
-             const GruSaved<T>* saved) {
-  T* yr = row_at(y, order, s, b, d.B, d.H);
-  std::fill(yr, yr + d.H, T(0));
-  if (!saved) return;
-  T* sg = row_at(saved->gates, order, s, b, d.B, d.S);
-  T* sh = row_at(saved->h_prev, order, s, b, d.B, d.H);
-  std::fill(sg, sg + d.S, T(0));
-  std::fill(sh, sh + d.H, T(0));
-}
-
-// The original GRU, on one thread: r, z from h @ w_hh[:2H]^T; n from (r * h) @ w_hn^T.
+// The original GRU on the team: per step, each thread's r, z columns of h @ w_hh[:2H]^T and
+// r * h for its units; a barrier; its n columns of (r * h) @ w_hn^T and the state update
+// (in place: every read of h this step is behind the first barrier); a barrier.
 template <typename T>
 void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
-                      const T* xproj, T* y, T* hn, const GruSaved<T>* saved) {
+                      const T* bias, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const int64_t H = d.H;
-  std::vector<T> rz(d.B * 2 * H), rh(d.B * H), hnew(d.B * H);
-  const T* w_hn = p.w_hh + 2 * H * H;
-  for (int64_t s = 0; s < d.T_; ++s) {
-    gemm<T>(false, true, d.B, 2 * H, H, hn, H, p.w_hh, H, T(0), rz.data(), 2 * H);
-    for (int64_t b = 0; b < d.B; ++b) {
-      if (!order.valid(s, b)) {
-        std::fill(rh.begin() + b * H, rh.begin() + (b + 1) * H, T(0));
-        continue;
-      }
-      kernels.gru_forward_reset(row_at(xproj, order, s, b, d.B, d.G), rz.data() + b * 2 * H,
-                                hn + b * H, rh.data() + b * H, H, H);
-    }
-    gemm<T>(false, true, d.B, H, H, rh.data(), H, w_hn, H, T(0), hnew.data(), H);
-    for (int64_t b = 0; b < d.B; ++b) {
-      if (!order.valid(s, b)) {
-        pad_row(d, order, s, b, y, saved);
-        continue;
-      }
-      T* hb = hn + b * H;
-      if (saved) std::copy(hb, hb + H, row_at(saved->h_prev, order, s, b, d.B, H));
-      kernels.gru_forward_new(row_at(xproj, order, s, b, d.B, d.G), rz.data() + b * 2 * H,
-                              hnew.data() + b * H, hb, row_at(y, order, s, b, d.B, H),
-                              saved ? row_at(saved->gates, order, s, b, d.B, d.S) : nullptr, H,
-                              H);
-    }
+  const int lanes = kernels.panel_lanes;
+  const int64_t H = d.H, G = d.G;
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, false, p.threads)
+                        .with_input(p.w_ih, 3, H, d.I, lanes);
+  std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
+  for (const Range& u : plan.units) {
+    reset.emplace_back(H, lanes);
+    reset.back().add_columns(p.w_hh, H, 1, 2 * H + u.begin, 2 * H + u.end);
   }
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, p.x, bias);
+  std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
+
+  cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    for (int64_t s = 0; s < d.T_; ++s) {
+      xproj.prepare(kernels, plan.input[tid], s);
+      cpu::panel_gemm(kernels, plan.forward[tid], d.B, hn, H, hproj.data(), G, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* rhb = rh.data() + b * H + u.begin;
+        if (order.valid(s, b))
+          kernels.gru_forward_reset(xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin,
+                                    hn + b * H + u.begin, rhb, H, n);
+        else
+          std::fill(rhb, rhb + n, T(0));
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, reset[tid], d.B, rh.data(), H, hproj.data(), G, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* hb = hn + b * H + u.begin;
+        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
+        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
+        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
+        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
+          std::fill(yr, yr + n, T(0));
+          if (saved) {  // never read by backward, but must be finite (0 * x there)
+            cpu::fill_gates(sg, 3, H, n, T(0));
+            std::fill(sh, sh + n, T(0));
+          }
+          continue;
+        }
+        if (sh) std::copy(hb, hb + n, sh);
+        const T* hr = hproj.data() + b * G + u.begin;
+        kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
+      }
+      barrier.wait();
+    }
+  });
 }
 
 // Backward time loop of linear_before_reset: dgx (x side) and dgh (h side) are time-major
@@ -119,46 +130,68 @@ void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder&
   cpu::team_backward(plan, order, d.T_, d.B, H, 3, dy, dgh, dh, row);
 }
 
-// Backward of the original GRU, on one thread; dg (time-major) serves both the x side and
-// the h side, which share their pre-activations here.
+// Backward of the original GRU on the team; dg (time-major) serves both the x side and the h
+// side, which share their pre-activations here. Per step and thread: dy, the blend and n for
+// its units; a barrier; d(r * h) = dg_n @ w_hn for its units, then r; a barrier; its columns
+// of dh_prev += dg_rz @ w_hh[:2H]. dh holds dhn on entry and dh0 on exit.
 template <typename T>
 void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                        const GruSaved<T>& saved, const T* dy, T* dg, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
+  const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();
-  std::vector<T> dstep(blocks ? 0 : d.B * G), dh_next(d.B * H), drh(d.B * H);
-  for (int64_t s = d.T_ - 1; s >= 0; --s) {
-    T* dg_step = blocks ? dg + order.block_time(s) * d.B * G : dstep.data();
-    // First half: dy, the blend, n; the direct dh_prev path goes into dh_next.
-    for (int64_t b = 0; b < d.B; ++b) {
-      T* dgs = dg_step + b * G;
-      T* dhb = dh + b * H;
-      if (!order.valid(s, b)) {
-        std::fill(dgs, dgs + G, T(0));
-        std::copy(dhb, dhb + H, dh_next.begin() + b * H);  // padding passes it through
-        continue;
-      }
-      const T* dyr = row_at(dy, order, s, b, d.B, H);
-      for (int64_t j = 0; j < H; ++j) dhb[j] += dyr[j];
-      kernels.gru_backward_blend(row_at(saved.gates, order, s, b, d.B, d.S),
-                                 row_at(saved.h_prev, order, s, b, d.B, H), dhb, dgs,
-                                 dh_next.data() + b * H, H, H);
-    }
-    // Second half: through r * h, after d(rh) = dg_n @ w_hn.
-    gemm<T>(false, false, d.B, H, H, dg_step + 2 * H, G, p.w_hh + 2 * H * H, H, T(0), drh.data(),
-            H);
-    for (int64_t b = 0; b < d.B; ++b) {
-      if (!order.valid(s, b)) continue;
-      kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S),
-                                 row_at(saved.h_prev, order, s, b, d.B, H), drh.data() + b * H,
-                                 dg_step + b * G, dh_next.data() + b * H, H, H);
-      if (!blocks) std::copy(dg_step + b * G, dg_step + (b + 1) * G, row_at(dg, order, s, b, d.B, G));
-    }
-    // n's recurrent path went through r * h above; only r and z remain for this GEMM.
-    gemm<T>(false, false, d.B, H, 2 * H, dg_step, G, p.w_hh, H, T(1), dh_next.data(), H);
-    std::copy(dh_next.begin(), dh_next.end(), dh);
+  const cpu::TeamPlan<T> plan(p.w_hh, 2, H, H, d.B, lanes, false, p.threads);
+  std::vector<cpu::PanelSet<T>> through_reset, through_rz;  // per thread, columns of its units
+  for (const Range& u : plan.units) {
+    through_reset.emplace_back(H, lanes);  // w_hn[:, u]
+    through_reset.back().add_columns(p.w_hh + 2 * H * H, 1, H, u.begin, u.end);
+    through_rz.emplace_back(2 * H, lanes);  // w_hh[:2H, u]
+    through_rz.back().add_columns(p.w_hh, 1, H, u.begin, u.end);
   }
+  std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * H), drh(d.B * H);
+
+  cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
+    const Range u = plan.units[tid];
+    const int64_t n = u.size();
+    T* dh_cur = dh;
+    T* dh_next = other.data();
+    for (int64_t s = d.T_ - 1; s >= 0; --s) {
+      T* dg_step = blocks ? dg + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
+      for (int64_t b = 0; b < d.B; ++b) {
+        T* dgs = dg_step + b * G + u.begin;
+        T* dhc = dh_cur + b * H + u.begin;
+        T* dhx = dh_next + b * H + u.begin;
+        if (!order.valid(s, b)) {  // padding: the gradient passes through
+          cpu::fill_gates(dgs, 3, H, n, T(0));
+          std::copy(dhc, dhc + n, dhx);
+          continue;
+        }
+        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
+        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+        kernels.gru_backward_blend(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                                   row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dhc, dgs,
+                                   dhx, H, n);
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, through_reset[tid], d.B, dg_step + 2 * H, G, drh.data(), H, false);
+      for (int64_t b = 0; b < d.B; ++b) {
+        if (!order.valid(s, b)) continue;
+        T* dgs = dg_step + b * G + u.begin;
+        kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                                   row_at(saved.h_prev, order, s, b, d.B, H) + u.begin,
+                                   drh.data() + b * H + u.begin, dgs, dh_next + b * H + u.begin,
+                                   H, n);
+        if (!blocks) cpu::copy_gates(dgs, row_at(dg, order, s, b, d.B, G) + u.begin, 3, H, n);
+      }
+      barrier.wait();
+      cpu::panel_gemm(kernels, through_rz[tid], d.B, dg_step, G, dh_next, H, true);
+      std::swap(dh_cur, dh_next);
+    }
+    if (dh_cur != dh)
+      for (int64_t b = 0; b < d.B; ++b)
+        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+  });
 }
 
 }  // namespace
@@ -180,15 +213,12 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
     std::copy(p.b_hh + 2 * H, p.b_hh + 3 * H, b_hn.begin());
     b_fold = b_hh_folded.data();
   }
-  if (p.linear_before_reset) {
-    const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, b_fold);
-    forward_team(p, d, order, bias.empty() ? nullptr : bias.data(), b_hn.data(), y, hn, saved);
-    return;
-  }
-  std::vector<T> xproj(d.T_ * d.B * d.G);
-  cpu::input_projection(p.threads, d.T_ * d.B, d.G, d.I, p.x, p.w_ih, p.b_ih, b_fold,
-                        xproj.data());
-  forward_original(p, d, order, xproj.data(), y, hn, saved);
+  const std::vector<T> bias = cpu::bias_sum(d.G, p.b_ih, b_fold);
+  const T* b = bias.empty() ? nullptr : bias.data();
+  if (p.linear_before_reset)
+    forward_team(p, d, order, b, b_hn.data(), y, hn, saved);
+  else
+    forward_original(p, d, order, b, y, hn, saved);
 }
 
 template <typename T>

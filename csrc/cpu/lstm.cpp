@@ -33,8 +33,9 @@ template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, false, p.threads,
-                              p.w_ih, d.I);
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, false,
+                                     p.threads)
+                        .with_input(p.w_ih, 4, d.H, d.I, kernels.panel_lanes);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   const int64_t H = d.H;
   auto saved_rows = [&](int64_t s, int64_t b, const Range& u) {
@@ -95,8 +96,9 @@ template <typename T>
 void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                        const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false, p.threads,
-                              p.w_ih, d.I);
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false,
+                                     p.threads)
+                        .with_input(p.w_ih, 4, d.H, d.I, kernels.panel_lanes);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   std::vector<T> other(d.B * d.P), hproj(d.B * d.G), h_tilde(d.B * d.H);

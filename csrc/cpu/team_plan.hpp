@@ -30,10 +30,9 @@ struct TeamPlan {
   static constexpr int64_t kWorkPerThread = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
-  // panel, at most max_threads threads (0: the team's size). w_ih [G*H, I] or null: pack it
-  // too.
+  // panel, at most max_threads threads (0: the team's size).
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
-           bool training, int max_threads, const T* w_ih = nullptr, int64_t in = 0) {
+           bool training, int max_threads) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / kWorkPerThread})));
@@ -44,18 +43,23 @@ struct TeamPlan {
       for (int g = 0; g < gates; ++g)
         f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
       forward.push_back(std::move(f));
-      if (w_ih) {
-        PanelSet<T> x(in, lanes);
-        for (int g = 0; g < gates; ++g)
-          x.add_columns(w_ih, in, 1, g * hidden + u.begin, g * hidden + u.end);
-        input.push_back(std::move(x));
-      }
       if (training) {  // dh[:, u] = dG @ w_hh[:, u]: reduction over all G*H gate rows
         PanelSet<T> b(gates * hidden, lanes);
         b.add_columns(w_hh, 1, k, u.begin, u.end);
         backward.push_back(std::move(b));
       }
     }
+  }
+
+  // Packs each thread's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
+  TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
+    for (const Range& u : units) {
+      PanelSet<T> x(in, lanes);
+      for (int g = 0; g < gates; ++g)
+        x.add_columns(w_ih, in, 1, g * hidden + u.begin, g * hidden + u.end);
+      input.push_back(std::move(x));
+    }
+    return std::move(*this);
   }
 };
 
