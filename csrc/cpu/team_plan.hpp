@@ -82,9 +82,7 @@ class StepProjection {
   StepProjection(const StepOrder& order, int64_t steps, int64_t batch, int64_t width,
                  int64_t input, const T* x, const T* bias)
       : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x),
-        bias_(bias),
-        chunk_(order.steps_are_blocks() ? std::min<int64_t>(steps, std::max<int64_t>(1, 128 / std::max<int64_t>(batch, 1))) : steps),
-        data_(chunk_ * batch * width) {}
+        bias_(bias), chunk_(chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {}
 
   // Called by every thread at every step s, before it reads the step's rows.
   void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s) {
@@ -105,6 +103,12 @@ class StepProjection {
 
  private:
   static constexpr int64_t kRowBlock = 64;
+
+  // About 128 rows a chunk: enough for the GEMM to run at speed, few enough to stay in cache.
+  static int64_t chunk_steps(const StepOrder& order, int64_t steps, int64_t batch) {
+    if (!order.steps_are_blocks()) return steps;
+    return std::min<int64_t>(steps, std::max<int64_t>(1, 128 / std::max<int64_t>(batch, 1)));
+  }
 
   // The earliest time of the chunk starting at step s (a whole-sequence chunk starts at 0).
   int64_t first_time(int64_t s) const {
