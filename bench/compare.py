@@ -1,11 +1,13 @@
 """Time fusedrnn against its peers in one run and print the ratios.
 
     python bench/compare.py                      # the default grid, every installed peer
-    python bench/compare.py --shapes 100x16x256 --cells lstm --repeat 7
+    python bench/compare.py --shapes 100x16x256 --cells lstm --repeat 7 --plot speed.png
 
 Shapes are TxBxH (I = H). Each cell of the table is the minimum over --repeat runs, with the
 libraries interleaved run by run so that a noisy machine hurts them alike. Ratios are
-peer time / fusedrnn time: above 1 means fusedrnn is faster.
+peer time / fusedrnn time: above 1 means fusedrnn is faster. "% sgemm" is fusedrnn's FLOP
+rate (2*T*B*G*H*(I+H) forward, three times that for training) over the rate of a 2048^3
+float32 matmul through NumPy's OpenBLAS, measured in the same run.
 """
 
 import argparse
@@ -14,6 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
 
 import fusedrnn  # noqa: E402
 from peers import PEERS, make_problem  # noqa: E402
@@ -43,6 +47,54 @@ def time_interleaved(runners, repeat, settle):
     return best
 
 
+def sgemm_rate(repeat, n=2048):
+    """FLOP/s of the best of `repeat` n^3 float32 matmuls (NumPy's OpenBLAS, its own threads)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def flops(cell, shape, mode):
+    T, B, H = shape
+    G = 4 if cell == "lstm" else 3
+    forward = 2 * T * B * G * H * (H + H)
+    return forward * (3 if mode == "training" else 1)
+
+
+def plot(results, peers, path):
+    """Bar chart of peer time / fusedrnn time by shape, one panel per cell and mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(cell, mode) for cell, mode, _ in results})
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
+    for ax, (cell, mode) in zip(axes[0], keys):
+        rows = [(shape, best) for c, m, shape in results if (c, m) == (cell, mode)
+                for best in [results[(c, m, shape)]]]
+        names = [p for p in peers if any(p in best for _, best in rows)]
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            ratios = [best[name] / best["fusedrnn"] if name in best else 0 for _, best in rows]
+            ax.bar(np.arange(len(rows)) + i * width, ratios, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(rows)) + width * (len(names) - 1) / 2)
+        ax.set_xticklabels([s for s, _ in rows], rotation=30, fontsize=8)
+        ax.set_title(f"{cell} {mode}")
+        ax.set_ylabel("peer time / fusedrnn time")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print("saved", path)
+
+
 def build_runners(cell, shape, mode, peers):
     T, B, H = shape
     problem = make_problem(cell, T, B, H)
@@ -69,6 +121,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--settle", type=float, default=0.3,
                         help="idle seconds before each timed call (lets spinning pools sleep)")
+    parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the ratios here")
     args = parser.parse_args(argv)
 
     fusedrnn.set_num_threads(args.threads)
@@ -79,29 +132,35 @@ def main(argv=None):
     except ImportError:
         pass
     others = [p for p in args.peers if p != "fusedrnn"]
+    peak = sgemm_rate(args.repeat)
     print(f"fusedrnn {fusedrnn.__version__}, {args.threads} threads, float32, I = H, "
-          f"min of {args.repeat} interleaved runs; ratio = peer ms / fusedrnn ms")
-    print(f"{'cell':<5} {'mode':<10} {'T x B x H':<12} {'fusedrnn ms':>11} "
+          f"min of {args.repeat} interleaved runs; ratio = peer ms / fusedrnn ms; "
+          f"sgemm 2048^3: {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'cell':<5} {'mode':<10} {'T x B x H':<12} {'fusedrnn ms':>11} {'% sgemm':>7} "
           + " ".join(f"{p + ' ms':>14} {'ratio':>6}" for p in others))
-    skipped = set()
+    skipped, results = set(), {}
     for cell in args.cells:
         for mode in args.modes:
             for text in args.shapes:
-                runners, missing = build_runners(cell, parse_shape(text), mode,
-                                                 ["fusedrnn"] + others)
+                shape = parse_shape(text)
+                runners, missing = build_runners(cell, shape, mode, ["fusedrnn"] + others)
                 skipped.update(missing)
                 best = time_interleaved(runners, args.repeat, args.settle)
+                results[(cell, mode, text)] = best
                 ours = best["fusedrnn"] * 1e3
+                fraction = 100 * flops(cell, shape, mode) / best["fusedrnn"] / peak
                 cols = []
                 for p in others:
                     if p in best:
                         cols.append(f"{best[p] * 1e3:>14.2f} {best[p] * 1e3 / ours:>6.2f}")
                     else:
                         cols.append(f"{'-':>14} {'-':>6}")
-                print(f"{cell:<5} {mode:<10} {text:<12} {ours:>11.2f} " + " ".join(cols),
-                      flush=True)
+                print(f"{cell:<5} {mode:<10} {text:<12} {ours:>11.2f} {fraction:>6.0f}% "
+                      + " ".join(cols), flush=True)
     if skipped:
         print("not installed:", ", ".join(sorted(skipped)))
+    if args.plot:
+        plot(results, others, args.plot)
 
 
 if __name__ == "__main__":
