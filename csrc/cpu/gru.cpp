@@ -188,9 +188,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
       cpu::panel_gemm(kernels, through_rz[tid], d.B, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    if (dh_cur != dh)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+    cpu::settle_columns(dh_cur, dh, d.B, H, u.begin, u.end);
   });
 }
 

@@ -142,9 +142,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
       barrier.wait();
       std::swap(h, h_next);
     }
-    if (h != hn)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(h + b * P + o.begin, h + b * P + o.end, hn + b * P + o.begin);
+    cpu::settle_columns(h, hn, d.B, P, o.begin, o.end);
   });
 }
 
@@ -223,9 +221,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
       cpu::panel_gemm(kernels, proj.state[tid], d.B, dg_step, G, dh_next, P, true);
       std::swap(dh_cur, dh_next);
     }
-    if (dh_cur != dh)
-      for (int64_t b = 0; b < d.B; ++b)
-        std::copy(dh_cur + b * P + o.begin, dh_cur + b * P + o.end, dh + b * P + o.begin);
+    cpu::settle_columns(dh_cur, dh, d.B, P, o.begin, o.end);
   });
 }
 

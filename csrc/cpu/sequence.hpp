@@ -46,4 +46,13 @@ void copy_gates(const T* src, T* dst, int gates, int64_t H, int64_t n) {
   for (int g = 0; g < gates; ++g) std::copy(src + g * H, src + g * H + n, dst + g * H);
 }
 
+// Columns [begin, end) of rows x ld src into dst, unless they are the same buffer: where a
+// double-buffered loop's last step left a thread's part of the state.
+template <typename T>
+void settle_columns(const T* src, T* dst, int64_t rows, int64_t ld, int64_t begin, int64_t end) {
+  if (src == dst) return;
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(src + r * ld + begin, src + r * ld + end, dst + r * ld + begin);
+}
+
 }  // namespace fusedrnn::cpu

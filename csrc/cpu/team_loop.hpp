@@ -49,9 +49,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
       barrier.wait();
       std::swap(h, h_next);
     }
-    if (h != state)
-      for (int64_t b = 0; b < batch; ++b)
-        std::copy(h + b * H + u.begin, h + b * H + u.end, state + b * H + u.begin);
+    settle_columns(h, state, batch, H, u.begin, u.end);
   });
 }
 
@@ -97,9 +95,7 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
       panel_gemm(kernels, plan.backward[tid], batch, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    if (dh_cur != dh)
-      for (int64_t b = 0; b < batch; ++b)
-        std::copy(dh_cur + b * H + u.begin, dh_cur + b * H + u.end, dh + b * H + u.begin);
+    settle_columns(dh_cur, dh, batch, H, u.begin, u.end);
   });
 }
 
