@@ -105,3 +105,44 @@ def test_kernels_work_in_a_forked_child():
     child.join(timeout=60)
     assert child.exitcode == 0
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_eight_python_threads_match_serial_calls(cell):
+    """Concurrent calls (the GIL is released) give exactly the serial results, while another
+    thread keeps changing the thread count (which may change nothing but the speed)."""
+    import concurrent.futures
+    import threading
+
+    problems = [problem(cell, np.float32, seed=10 + i) for i in range(8)]
+
+    def call(p):
+        if cell == "lstm":
+            y, hn, cn, saved = fusedrnn.lstm_forward(**p, lengths=LENGTHS, training=True)
+            return (y, hn, cn) + tuple(fusedrnn.lstm_backward(saved, np.ones_like(y)))
+        y, hn, saved = fusedrnn.gru_forward(**p, lengths=LENGTHS, training=True)
+        return (y, hn) + tuple(fusedrnn.gru_backward(saved, np.ones_like(y)))
+
+    serial = [call(p) for p in problems]
+    before = fusedrnn.get_num_threads()
+    stop = threading.Event()
+
+    def churn():
+        n = 1
+        while not stop.is_set():
+            fusedrnn.set_num_threads(n % 3 + 1)
+            n += 1
+
+    churner = threading.Thread(target=churn, daemon=True)
+    churner.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for _ in range(3):
+                concurrent_results = list(pool.map(call, problems))
+                for got, want in zip(concurrent_results, serial):
+                    for a, b in zip(got, want):
+                        assert (a is None and b is None) or np.array_equal(a, b)
+    finally:
+        stop.set()
+        churner.join(timeout=10)
+        fusedrnn.set_num_threads(before)
