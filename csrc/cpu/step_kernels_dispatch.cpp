@@ -17,6 +17,7 @@ FUSEDRNN_DECLARE_ISA(generic)
 #if defined(FUSEDRNN_HAVE_X86_ISAS)
 FUSEDRNN_DECLARE_ISA(avx2)
 FUSEDRNN_DECLARE_ISA(avx512)
+FUSEDRNN_DECLARE_ISA(avx2wide)
 #endif
 
 namespace {
@@ -50,6 +51,12 @@ Level chosen_level() {
 
 template <typename T>
 const StepKernels<T>* select() {
+#if defined(FUSEDRNN_HAVE_X86_ISAS)
+  // The AVX-512 build's panel layout on AVX2 instructions, for tests only.
+  const char* want = std::getenv("FUSEDRNN_SIMD");
+  if (want && !std::strcmp(want, "avx2wide") && cpu_level() >= kAvx2)
+    return isa_avx2wide::kernels<T>();
+#endif
   switch (chosen_level()) {
 #if defined(FUSEDRNN_HAVE_X86_ISAS)
     case kAvx512:
