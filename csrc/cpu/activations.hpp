@@ -1,6 +1,6 @@
-// Vectorisable sigmoid and tanh for the CPU row kernels. Written as straight-line arithmetic
+// Vectorisable sigmoid and tanh for the CPU step kernels. Written as straight-line arithmetic
 // (no calls, no branches) so that the compiler turns a loop of them into SIMD code at whatever
-// level the row kernels are built for. float: ~2e-7 relative error (Cephes' expf polynomial);
+// level the step kernels are built for. float: ~2e-7 relative error (Cephes' expf polynomial);
 // double keeps the standard library, whose accuracy the float64 checks rely on.
 #pragma once
 

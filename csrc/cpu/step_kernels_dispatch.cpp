@@ -1,4 +1,4 @@
-// Picks the row kernels for this CPU once, at first use.
+// Picks the step kernels for this CPU once, at first use.
 #include <cstdlib>
 #include <cstring>
 
