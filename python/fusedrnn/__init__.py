@@ -26,7 +26,7 @@ from .functional import (
     lstm_forward,
 )
 from .modules import GRU, LSTM
-from .runtime import get_num_threads, info, set_num_threads
+from .runtime import get_cmake_dir, get_include, get_num_threads, info, set_num_threads
 
 try:
     from importlib.metadata import version as _version
@@ -42,6 +42,8 @@ __all__ = [
     "GruGrads",
     "LstmCellGrads",
     "LstmGrads",
+    "get_cmake_dir",
+    "get_include",
     "get_num_threads",
     "gru_backward",
     "gru_cell",

@@ -1,6 +1,7 @@
 """Threads and build facts."""
 
 import operator
+import os
 import platform
 
 from . import _core
@@ -31,3 +32,14 @@ def info():
         "threads": get_num_threads(),
         "cuda": "no (this build has no CUDA backend)",
     }
+
+
+def get_include():
+    """The directory of fusedrnn's C++ headers (``#include <fusedrnn/fusedrnn.hpp>``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+def get_cmake_dir():
+    """The directory of fusedrnn's CMake package: pass it as ``-Dfusedrnn_DIR=...`` to
+    ``find_package(fusedrnn CONFIG REQUIRED)``, then link ``fusedrnn::fusedrnn``."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "share", "cmake", "fusedrnn")
