@@ -41,6 +41,13 @@ bool is_double(const char* name, py::handle x) {
                        dtype_str(dt));
 }
 
+py::object out_item(py::handle out, int n, int i, const char* form) {
+  if (out.is_none()) return py::none();
+  if (!py::isinstance<py::tuple>(out) || py::len(out) != static_cast<size_t>(n))
+    throw py::type_error(std::string("out: expected None or a tuple ") + form);
+  return py::reinterpret_borrow<py::tuple>(out)[i];
+}
+
 std::vector<int64_t> shape_of(const char* name, py::handle obj, int ndim, const char* form) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + ": expected a numpy array, got " +

@@ -67,6 +67,25 @@ const T* ptr(const std::optional<Array<T>>& a) {
   return a ? a->data() : nullptr;
 }
 
+// An output buffer: a new array when obj is None, else obj itself after checking that it is a
+// writeable C-contiguous array of T with the expected shape (written in place, never copied).
+template <typename T>
+Array<T> output(const char* name, py::handle obj, const std::vector<Dim>& dims) {
+  if (obj.is_none()) {
+    std::vector<py::ssize_t> shape;
+    for (const Dim& d : dims) shape.push_back(d.size);
+    return Array<T>(shape);
+  }
+  auto arr = take<T>(name, obj, dims);  // checks type, dtype and shape
+  auto given = py::reinterpret_borrow<py::array>(obj);
+  if (!given.writeable() || !(given.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a writeable C-contiguous array");
+  return arr;  // the same buffer: ensure() does not copy a C-contiguous array of T
+}
+
+// Item i of the `out` argument: None when out is None; else out must be a tuple of n items.
+py::object out_item(py::handle out, int n, int i, const char* form);
+
 // The shape of an array argument (any dtype) after checking its number of dimensions;
 // `form` names the dimensions for the message, e.g. "(T, B, I)".
 std::vector<int64_t> shape_of(const char* name, py::handle obj, int ndim, const char* form);

@@ -12,7 +12,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle lengths_obj, bool reverse, bool linear_before_reset,
-                  bool training, int threads) {
+                  bool training, int threads, py::handle out) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(3*H, H)");
@@ -31,7 +31,8 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   checked_count("y", {T_, B, H});
   checked_count("gates", {T_, B, 4, H});
 
-  Array<T> y({T_, B, H}), hn({B, H});
+  auto y = output<T>("out[0] (y)", out_item(out, 2, 0, "(y, hn)"), {{"T", T_}, {"B", B}, {"H", H}});
+  auto hn = output<T>("out[1] (hn)", out_item(out, 2, 1, "(y, hn)"), {{"B", B}, {"H", H}});
   GruProblem<T> p;
   p.steps = T_, p.batch = B, p.input = I, p.hidden = H;
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
@@ -120,17 +121,17 @@ void bind_gru(py::module_& m) {
       "gru_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle lengths, bool reverse, bool linear_before_reset,
-         bool training, int threads) {
+         bool training, int threads, py::handle out) {
         return is_double("x", x) ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
                                                    reverse, linear_before_reset, training,
-                                                   threads)
+                                                   threads, out)
                                  : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
                                                   reverse, linear_before_reset, training,
-                                                  threads);
+                                                  threads, out);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("lengths"), py::arg("reverse"), py::arg("linear_before_reset"),
-      py::arg("training"), py::arg("threads") = 0);
+      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none());
 
   m.def(
       "gru_backward",

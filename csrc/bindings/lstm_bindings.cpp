@@ -12,7 +12,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle c0_obj, py::handle w_hr_obj, py::handle lengths_obj, bool reverse,
-                  bool training, int threads) {
+                  bool training, int threads, py::handle out) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(4*H, P)");
@@ -23,20 +23,23 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   int64_t P = H;
   if (!w_hr_obj.is_none()) P = shape_of("w_hr", w_hr_obj, 2, "(P, H)")[0];
 
-  const char* out = w_hr_obj.is_none() ? "H" : "P";  // the size of h and y
+  const char* out_name = w_hr_obj.is_none() ? "H" : "P";  // the size of h and y
   auto x = take<T>("x", x_obj, {{"T", T_}, {"B", B}, {"I", I}});
   auto w_ih = take<T>("w_ih", w_ih_obj, {{"4*H", 4 * H}, {"I", I}});
-  auto w_hh = take<T>("w_hh", w_hh_obj, {{"4*H", 4 * H}, {out, P}});
+  auto w_hh = take<T>("w_hh", w_hh_obj, {{"4*H", 4 * H}, {out_name, P}});
   auto b_ih = take_optional<T>("b_ih", b_ih_obj, {{"4*H", 4 * H}});
   auto b_hh = take_optional<T>("b_hh", b_hh_obj, {{"4*H", 4 * H}});
   auto w_hr = take_optional<T>("w_hr", w_hr_obj, {{"P", P}, {"H", H}});
-  auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {out, P}});
+  auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {out_name, P}});
   auto c0 = take_optional<T>("c0", c0_obj, {{"B", B}, {"H", H}});
   auto lengths = take_lengths(lengths_obj, B, T_);
   checked_count("y", {T_, B, P});
   checked_count("gates", {T_, B, 4, H});
 
-  Array<T> y({T_, B, P}), hn({B, P}), cn({B, H});
+  const char* form = "(y, hn, cn)";
+  auto y = output<T>("out[0] (y)", out_item(out, 3, 0, form), {{"T", T_}, {"B", B}, {out_name, P}});
+  auto hn = output<T>("out[1] (hn)", out_item(out, 3, 1, form), {{"B", B}, {out_name, P}});
+  auto cn = output<T>("out[2] (cn)", out_item(out, 3, 2, form), {{"B", B}, {"H", H}});
   LstmProblem<T> p;
   p.steps = T_, p.batch = B, p.input = I, p.hidden = H, p.proj = P;
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
@@ -136,16 +139,16 @@ void bind_lstm(py::module_& m) {
       "lstm_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle c0, py::handle w_hr, py::handle lengths, bool reverse,
-         bool training, int threads) {
+         bool training, int threads, py::handle out) {
         return is_double("x", x)
                    ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                     training, threads)
+                                     training, threads, out)
                    : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                    training, threads);
+                                    training, threads, out);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("c0"), py::arg("w_hr"), py::arg("lengths"), py::arg("reverse"),
-      py::arg("training"), py::arg("threads") = 0);
+      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none());
 
   m.def(
       "lstm_backward",

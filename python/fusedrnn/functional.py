@@ -40,6 +40,23 @@ def _arrays(*args):
     return [_array(a) for a in args]
 
 
+def _check_out(out, names, inputs):
+    """out: None, or a tuple of arrays to write the outputs into. They may not overlap the
+    inputs or each other (the kernels read inputs while they write outputs)."""
+    if out is None:
+        return None
+    if not isinstance(out, tuple) or len(out) != len(names):
+        raise TypeError(f"out: expected None or a tuple of {len(names)} arrays "
+                        f"({', '.join(names)}), got {type(out).__name__}")
+    for i, (name, o) in enumerate(zip(names, out)):
+        if not isinstance(o, np.ndarray):
+            raise TypeError(f"out[{i}] ({name}): expected a numpy array, got {type(o).__name__}")
+        others = [a for a in inputs if isinstance(a, np.ndarray)] + list(out[i + 1:])
+        if any(np.may_share_memory(o, a) for a in others):
+            raise ValueError(f"out[{i}] ({name}): overlaps an input or another output")
+    return out
+
+
 def _check_saved(saved, kind, forward):
     if not isinstance(saved, kind):
         hint = " (was the forward run with training=True?)" if saved is None else ""
@@ -50,19 +67,21 @@ def _check_saved(saved, kind, forward):
 
 
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=None,
-                 lengths=None, reverse=False, training=False, _threads=0):
+                 lengths=None, reverse=False, training=False, out=None, _threads=0):
     """Run an LSTM layer over a sequence.
 
     Returns ``(y, hn, cn, saved)``: y (T, B, P), hn (B, P), cn (B, H), and ``saved`` for
     lstm_backward when ``training`` (else None). ``lengths`` (B,) integers in [0, T] give
     PyTorch's packed-sequence semantics: y is 0 past each sequence's length and hn, cn are
     the states after its last valid step. ``reverse`` runs each sequence from its last valid
-    step back to t = 0 (the backward direction of a bidirectional layer).
+    step back to t = 0 (the backward direction of a bidirectional layer). ``out=(y, hn, cn)``:
+    C-contiguous arrays of the right shape and dtype to write the outputs into (returned).
     """
-    x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = _arrays(
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = inputs = _arrays(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths)
+    out = _check_out(out, ("y", "hn", "cn"), inputs)
     return _core.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, bool(reverse),
-                              bool(training), _threads)
+                              bool(training), _threads, out)
 
 
 def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
@@ -76,17 +95,19 @@ def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
 
 
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, reverse=False,
-                linear_before_reset=True, training=False, _threads=0):
+                linear_before_reset=True, training=False, out=None, _threads=0):
     """Run a GRU layer over a sequence.
 
     Returns ``(y, hn, saved)``. ``linear_before_reset=True`` is PyTorch's and cuDNN's GRU,
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); False is the original GRU (ONNX's default),
     n = tanh(W_in x + b_in + W_hn (r * h) + b_hn). ``lengths`` and ``reverse`` as for
-    lstm_forward.
+    lstm_forward; ``out=(y, hn)`` likewise.
     """
-    x, w_ih, w_hh, b_ih, b_hh, h0, lengths = _arrays(x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
+    x, w_ih, w_hh, b_ih, b_hh, h0, lengths = inputs = _arrays(
+        x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
+    out = _check_out(out, ("y", "hn"), inputs)
     return _core.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, bool(reverse),
-                             bool(linear_before_reset), bool(training), _threads)
+                             bool(linear_before_reset), bool(training), _threads, out)
 
 
 def gru_backward(saved, dy, dhn=None, *, _threads=0):
