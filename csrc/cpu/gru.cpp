@@ -34,8 +34,8 @@ template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, false,
-                                     p.threads)
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
+                                     cpu::Panels::forward, p.threads)
                         .with_input(p.w_ih, 3, d.H, d.I, kernels.panel_lanes);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   const int64_t H = d.H;
@@ -66,7 +66,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const auto& kernels = cpu::step_kernels<T>();
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, false, p.threads)
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads)
                         .with_input(p.w_ih, 3, H, d.I, lanes);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
@@ -120,7 +120,8 @@ template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes, true, p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
+                              cpu::Panels::backward, p.threads);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
@@ -141,7 +142,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();
-  const cpu::TeamPlan<T> plan(p.w_hh, 2, H, H, d.B, lanes, false, p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::none, p.threads);
   std::vector<cpu::PanelSet<T>> through_reset, through_rz;  // per thread, columns of its units
   for (const Range& u : plan.units) {
     through_reset.emplace_back(H, lanes);  // w_hn[:, u]

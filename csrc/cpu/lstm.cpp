@@ -33,8 +33,8 @@ template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, false,
-                                     p.threads)
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
+                                     cpu::Panels::forward, p.threads)
                         .with_input(p.w_ih, 4, d.H, d.I, kernels.panel_lanes);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
   const int64_t H = d.H;
@@ -96,8 +96,8 @@ template <typename T>
 void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                        const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false,
-                                     p.threads)
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes,
+                                     cpu::Panels::forward, p.threads)
                         .with_input(p.w_ih, 4, d.H, d.I, kernels.panel_lanes);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
@@ -152,7 +152,8 @@ template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes, true, p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
+                              cpu::Panels::backward, p.threads);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G) + u.begin,
@@ -172,7 +173,8 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
                         const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc,
                         T* dh_out, T* h_tilde) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, false, p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, cpu::Panels::none,
+                              p.threads);  // ProjectionPlan packs what this loop needs
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, true);
   const int64_t H = d.H, P = d.P, G = d.G;
   const bool blocks = order.steps_are_blocks();

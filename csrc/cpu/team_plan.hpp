@@ -15,12 +15,16 @@ namespace fusedrnn::cpu {
 
 // How the time loop is split: each thread owns a range of hidden units (whole SIMD panels),
 // computes every gate of those units, and packs the recurrent weights it needs.
+// Which recurrent weights a plan packs: each loop needs one layout, or (the two-GEMM loops,
+// which pack their own) none.
+enum class Panels { forward, backward, none };
+
 template <typename T>
 struct TeamPlan {
   int threads = 1;
   std::vector<Range> units;             // per thread
   std::vector<PanelSet<T>> forward;     // per thread: w_hh rows of its units' gates
-  std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units (no projection)
+  std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units
   std::vector<PanelSet<T>> input;       // per thread: w_ih rows of its units' gates (forward)
 
   // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop:
@@ -32,18 +36,19 @@ struct TeamPlan {
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
   // panel, at most max_threads threads (0: the team's size).
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
-           bool training, int max_threads) {
+           Panels pack, int max_threads) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / kWorkPerThread})));
     for (int t = 0; t < threads; ++t) {
       const Range u = split_range(hidden, threads, t, lanes);
       units.push_back(u);
-      PanelSet<T> f(k, lanes);
-      for (int g = 0; g < gates; ++g)
-        f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
-      forward.push_back(std::move(f));
-      if (training) {  // dh[:, u] = dG @ w_hh[:, u]: reduction over all G*H gate rows
+      if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
+        PanelSet<T> f(k, lanes);
+        for (int g = 0; g < gates; ++g)
+          f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
+        forward.push_back(std::move(f));
+      } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
         PanelSet<T> b(gates * hidden, lanes);
         b.add_columns(w_hh, 1, k, u.begin, u.end);
         backward.push_back(std::move(b));
