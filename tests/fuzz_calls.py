@@ -38,6 +38,12 @@ def main(seed, calls):
     for _ in range(calls):
         cell = pick.choice(["lstm", "lstmp", "gru", "gru_original"])
         T, B, I, H = (pick.choice([0, 1, 2, 3, 5, 17, 33]) for _ in range(4))
+        # Now and then a huge T with I = 0: every input stays empty while T*B rows exceed the
+        # BLAS's sizes (or, with B = 0, there is nothing to do). Shapes are then kept exact:
+        # a perturbed dimension would make a huge array here.
+        huge = pick.random() < 0.03
+        if huge:
+            T, I = pick.choice([2**31, 2**33, 2**40]), 0
         G = 3 if cell.startswith("gru") else 4
         P = max(1, H // 2) if cell == "lstmp" else H
         dt = pick.choice([np.float32, np.float64])
@@ -46,6 +52,8 @@ def main(seed, calls):
             r = pick.random()
             if optional and r < 0.25:
                 return None
+            if huge:
+                return array(shape, dt)
             if r > 0.985:
                 return pick.choice([[1.0, 2.0], "x", 3, np.zeros(shape, np.int32)])
             if r > 0.96:
@@ -62,6 +70,8 @@ def main(seed, calls):
         lengths = (None if r < 0.4 else rng.integers(0, T + 1, B) if r < 0.9 else
                    pick.choice([rng.integers(-2, T + 3, B), rng.random(B),
                                 rng.integers(0, T + 1, B + 1), [T] * B, np.array(True)]))
+        if huge and lengths is not None and np.size(lengths) != B:
+            lengths = None
         kw = dict(lengths=lengths, reverse=pick.random() < 0.5, training=pick.random() < 0.7)
         try:
             if cell.startswith("lstm"):

@@ -12,6 +12,7 @@ import fusedrnn
 from fusedrnn import reference as ref
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "cpp")
+API_ERRORS = os.path.join(os.path.dirname(__file__), "cpp")
 
 
 def wave(n, scale, freq):
@@ -23,17 +24,24 @@ def test_get_include_and_cmake_dir_exist():
     assert os.path.isfile(os.path.join(fusedrnn.get_cmake_dir(), "fusedrnnConfig.cmake"))
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
-def test_cpp_program_matches_reference(tmp_path):
-    build = tmp_path / "build"
-    subprocess.run(["cmake", "-S", EXAMPLE, "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+def build_and_run(source, target, build):
+    """Configure and build the CMake project `source` against the installed package; run
+    `target` and return what it printed."""
+    subprocess.run(["cmake", "-S", source, "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
                     f"-Dfusedrnn_DIR={fusedrnn.get_cmake_dir()}"], check=True,
                    capture_output=True, timeout=300)
     subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True,
                    timeout=300)
-    out = subprocess.run([str(build / "lstm_demo")], check=True, capture_output=True,
-                         text=True, timeout=60)
-    y = np.array([float(v) for v in out.stdout.split()])
+    return subprocess.run([str(build / target)], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+
+
+@needs_cmake
+def test_cpp_program_matches_reference(tmp_path):
+    y = np.array([float(v) for v in build_and_run(EXAMPLE, "lstm_demo", tmp_path).split()])
 
     T, B, I, H = 5, 3, 4, 6
     y_ref = ref.lstm_forward(wave(T * B * I, 1.0, 0.1).reshape(T, B, I),
@@ -42,3 +50,33 @@ def test_cpp_program_matches_reference(tmp_path):
                              wave(4 * H, 0.1, 0.5), wave(4 * H, 0.1, 0.9),
                              lengths=np.array([5, 2, 0]), reverse=True)[0]
     np.testing.assert_allclose(y, y_ref.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@needs_cmake
+def test_cpp_api_rejects_bad_arguments_by_name(tmp_path):
+    """The C++ API checks its own arguments (tests/cpp/api_errors.cpp): std::invalid_argument
+    naming the argument, with the Python API's message where Python can make the same call,
+    and nothing written."""
+    lines = build_and_run(API_ERRORS, "api_errors", tmp_path).splitlines()
+    got = dict(line.split(": ", 1) for line in lines)
+    assert got.pop("ok") == "no error"
+    assert got.pop("untouched") == "1"
+    expected = {
+        "negative_steps": "steps: expected a size >= 0, got -1",
+        "rows_over_blas": "x: T*B = 2147483647*2 exceeds the BLAS's 32-bit sizes",
+        "gates_over_blas": "w_hh: 4*H = 4*1073741823 exceeds the BLAS's 32-bit sizes",
+        "bytes_overflow": "gates: sizes too large to allocate",
+        "proj_without_w_hr": "proj: expected P == H (= 5) without w_hr, got 0",
+        "null_x": "x: expected an array of shape (T=3, B=2, I=4), got a null pointer",
+        "bad_lengths": "lengths: expected values in [0, T=3], got 4 at index 1",
+        "h0_is_hn": "hn: overlaps an input or another output",
+        "y_is_x": "y: overlaps an input or another output",
+        "null_dy": "dy: expected an array of shape (T=3, B=2, H=5), got a null pointer",
+    }
+    assert got == expected
+    # Where Python can make the same bad call, it shows the same message.
+    x = np.zeros((3, 2, 4), np.float32)
+    w_ih, w_hh = np.zeros((20, 4), np.float32), np.zeros((20, 5), np.float32)
+    with pytest.raises(ValueError) as e:
+        fusedrnn.lstm_forward(x, w_ih, w_hh, lengths=np.array([3, 4]))
+    assert str(e.value) == expected["bad_lengths"]

@@ -405,6 +405,34 @@ def test_saturated_inputs_stay_finite(kind, value):
     assert np.isfinite(y).all() and (np.abs(y) <= 1).all()
 
 
+def test_huge_sizes_are_rejected_before_anything_is_allocated():
+    """Sizes come from shapes alone: empty arrays with huge dimensions, and zero-stride views
+    whose copy would not fit any memory, are rejected by the size checks before any copy or
+    output allocation (a MemoryError or a hang would mean they were not)."""
+    f32 = np.float32
+    with pytest.raises(ValueError, match=r"^x: T\*B = 2147483648\*2 exceeds the BLAS's 32-bit"):
+        fusedrnn.lstm_forward(np.empty((2**31, 2, 0), f32), np.empty((4, 0), f32),
+                              np.empty((4, 1), f32))
+    H = 2**29 - 1  # an LSTM with projection to P=0: every input empty, the gates ~2^64 bytes
+    with pytest.raises(ValueError, match=r"^gates: sizes too large to allocate"):
+        fusedrnn.lstm_forward(np.empty((2**30 - 1, 2, 0), f32), np.empty((4 * H, 0), f32),
+                              np.empty((4 * H, 0), f32), w_hr=np.empty((0, H), f32))
+    w_hh = np.broadcast_to(f32(0), (3 * 2**30, 2**28))  # 3 EB if copied
+    with pytest.raises(ValueError, match=r"^w_hh: 3\*H = 3\*1073741824 exceeds the BLAS's"):
+        fusedrnn.gru_forward(np.empty((1, 1, 0), f32), np.empty((3 * 2**30, 0), f32), w_hh)
+    x = np.broadcast_to(f32(0), (2**20, 2**20, 2**20))  # an input that is huge by itself
+    with pytest.raises(ValueError, match=r"^x: T\*B = 1048576\*1048576 exceeds"):
+        fusedrnn.gru_forward(x, np.empty((3, 2**20), f32), np.empty((3, 1), f32))
+
+
+def test_empty_batch_with_huge_steps_returns_at_once():
+    """B = 0 makes T*B = 0 rows: nothing to compute however large T is."""
+    f32 = np.float32
+    y, hn, cn, _ = _run_with_timeout(lambda: fusedrnn.lstm_forward(
+        np.empty((2**40, 0, 3), f32), np.ones((8, 3), f32), np.ones((8, 2), f32)), 10)
+    assert y.shape == (2**40, 0, 2) and hn.shape == (0, 2) and cn.shape == (0, 2)
+
+
 # --------------------------------------------------------------------------------------
 # Threads and the CLI
 # --------------------------------------------------------------------------------------

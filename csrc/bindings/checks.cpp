@@ -1,7 +1,5 @@
 #include "checks.hpp"
 
-#include <limits>
-
 namespace fusedrnn::bind {
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -60,7 +58,7 @@ std::vector<int64_t> shape_of(const char* name, py::handle obj, int ndim, const 
   return shape;
 }
 
-std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch, int64_t steps) {
+std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch) {
   if (obj.is_none()) return std::nullopt;
   if (!py::isinstance<py::array>(obj))
     throw py::type_error("lengths: expected a numpy array, got " +
@@ -74,25 +72,8 @@ std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch, int64_
     throw py::value_error("lengths: expected shape (B=" + std::to_string(batch) + ",), got " +
                           shape_str(got));
   }
-  // uint64 values above INT64_MAX would wrap to negatives here and be rejected below.
-  auto lengths = Array<int64_t>::ensure(arr.attr("astype")("int64", py::arg("casting") = "unsafe"));
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t v = lengths.at(b);
-    if (v < 0 || v > steps)
-      throw py::value_error("lengths: expected values in [0, T=" + std::to_string(steps) +
-                            "], got " + std::to_string(v) + " at index " + std::to_string(b));
-  }
-  return lengths;
-}
-
-int64_t checked_count(const char* what, std::initializer_list<int64_t> sizes) {
-  int64_t n = 1;
-  for (int64_t s : sizes) {
-    if (s < 0 || (s != 0 && n > std::numeric_limits<int64_t>::max() / 8 / s))
-      throw py::value_error(std::string(what) + ": sizes too large to allocate");
-    n *= s;
-  }
-  return n;
+  // uint64 values above INT64_MAX wrap to negatives here, which the core rejects.
+  return Array<int64_t>::ensure(arr.attr("astype")("int64", py::arg("casting") = "unsafe"));
 }
 
 }  // namespace fusedrnn::bind

@@ -90,10 +90,7 @@ py::object out_item(py::handle out, int n, int i, const char* form);
 // `form` names the dimensions for the message, e.g. "(T, B, I)".
 std::vector<int64_t> shape_of(const char* name, py::handle obj, int ndim, const char* form);
 
-// lengths: None, or integers of shape (B,) in [0, T]; returned as int64.
-std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch, int64_t steps);
-
-// The product of sizes, or a ValueError naming `what` when it overflows what can be allocated.
-int64_t checked_count(const char* what, std::initializer_list<int64_t> sizes);
+// lengths: None, or integers of shape (B,); returned as int64 (the core checks their range).
+std::optional<Array<int64_t>> take_lengths(py::handle obj, int64_t batch);
 
 }  // namespace fusedrnn::bind

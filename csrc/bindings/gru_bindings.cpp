@@ -20,6 +20,9 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
     throw py::value_error("w_hh: expected shape (3*H, H) with a first dimension divisible by 3, "
                           "got " + shape_str(whh));
   const int64_t H = whh[0] / 3;
+  GruProblem<T> p;
+  p.steps = T_, p.batch = B, p.input = I, p.hidden = H;
+  check_sizes(p);  // from the shapes alone, before anything is copied or allocated
 
   auto x = take<T>("x", x_obj, {{"T", T_}, {"B", B}, {"I", I}});
   auto w_ih = take<T>("w_ih", w_ih_obj, {{"3*H", 3 * H}, {"I", I}});
@@ -27,18 +30,14 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   auto b_ih = take_optional<T>("b_ih", b_ih_obj, {{"3*H", 3 * H}});
   auto b_hh = take_optional<T>("b_hh", b_hh_obj, {{"3*H", 3 * H}});
   auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {"H", H}});
-  auto lengths = take_lengths(lengths_obj, B, T_);
-  checked_count("y", {T_, B, H});
-  checked_count("gates", {T_, B, 4, H});
-
-  auto y = output<T>("out[0] (y)", out_item(out, 2, 0, "(y, hn)"), {{"T", T_}, {"B", B}, {"H", H}});
-  auto hn = output<T>("out[1] (hn)", out_item(out, 2, 1, "(y, hn)"), {{"B", B}, {"H", H}});
-  GruProblem<T> p;
-  p.steps = T_, p.batch = B, p.input = I, p.hidden = H;
+  auto lengths = take_lengths(lengths_obj, B);
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
   p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh);
   p.lengths = ptr(lengths), p.reverse = reverse, p.linear_before_reset = linear_before_reset;
   p.threads = threads;
+
+  auto y = output<T>("out[0] (y)", out_item(out, 2, 0, "(y, hn)"), {{"T", T_}, {"B", B}, {"H", H}});
+  auto hn = output<T>("out[1] (hn)", out_item(out, 2, 1, "(y, hn)"), {{"B", B}, {"H", H}});
 
   py::object saved_obj = py::none();
   GruSaved<T> saved;

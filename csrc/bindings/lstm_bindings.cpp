@@ -24,6 +24,10 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   if (!w_hr_obj.is_none()) P = shape_of("w_hr", w_hr_obj, 2, "(P, H)")[0];
 
   const char* out_name = w_hr_obj.is_none() ? "H" : "P";  // the size of h and y
+  LstmProblem<T> p;
+  p.steps = T_, p.batch = B, p.input = I, p.hidden = H, p.proj = P;
+  check_sizes(p);  // from the shapes alone, before anything is copied or allocated
+
   auto x = take<T>("x", x_obj, {{"T", T_}, {"B", B}, {"I", I}});
   auto w_ih = take<T>("w_ih", w_ih_obj, {{"4*H", 4 * H}, {"I", I}});
   auto w_hh = take<T>("w_hh", w_hh_obj, {{"4*H", 4 * H}, {out_name, P}});
@@ -32,19 +36,15 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   auto w_hr = take_optional<T>("w_hr", w_hr_obj, {{"P", P}, {"H", H}});
   auto h0 = take_optional<T>("h0", h0_obj, {{"B", B}, {out_name, P}});
   auto c0 = take_optional<T>("c0", c0_obj, {{"B", B}, {"H", H}});
-  auto lengths = take_lengths(lengths_obj, B, T_);
-  checked_count("y", {T_, B, P});
-  checked_count("gates", {T_, B, 4, H});
+  auto lengths = take_lengths(lengths_obj, B);
+  p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
+  p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh), p.w_hr = ptr(w_hr);
+  p.lengths = ptr(lengths), p.reverse = reverse, p.threads = threads;
 
   const char* form = "(y, hn, cn)";
   auto y = output<T>("out[0] (y)", out_item(out, 3, 0, form), {{"T", T_}, {"B", B}, {out_name, P}});
   auto hn = output<T>("out[1] (hn)", out_item(out, 3, 1, form), {{"B", B}, {out_name, P}});
   auto cn = output<T>("out[2] (cn)", out_item(out, 3, 2, form), {{"B", B}, {"H", H}});
-  LstmProblem<T> p;
-  p.steps = T_, p.batch = B, p.input = I, p.hidden = H, p.proj = P;
-  p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
-  p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh), p.w_hr = ptr(w_hr);
-  p.lengths = ptr(lengths), p.reverse = reverse, p.threads = threads;
 
   py::object saved_obj = py::none();
   LstmSaved<T> saved;

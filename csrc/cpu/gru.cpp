@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "argument_checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
@@ -197,6 +198,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
 
 template <typename T>
 void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSaved<T>* saved) {
+  cpu::check_forward(p, h0, y, hn, saved);
   const GruDims<T> d(p);
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const int64_t H = d.H;
@@ -223,6 +225,7 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
 template <typename T>
 void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy, const T* dhn,
                   const GruGrads<T>& g) {
+  cpu::check_backward(p, saved, dy, dhn, g);
   const GruDims<T> d(p);
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const int64_t H = d.H, G = d.G, rows = d.T_ * d.B;

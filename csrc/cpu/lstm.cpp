@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "argument_checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
@@ -232,6 +233,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
 template <typename T>
 void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn, T* cn,
                   const LstmSaved<T>* saved) {
+  cpu::check_forward(p, h0, c0, y, hn, cn, saved);
   const LstmDims<T> d(p);
   const StepOrder order(d.T_, p.lengths, p.reverse);
   cpu::copy_or_zero(d.B * d.P, h0, hn);  // hn and cn hold the running state
@@ -249,6 +251,7 @@ void lstm_forward(const LstmProblem<T>& p, const T* h0, const T* c0, T* y, T* hn
 template <typename T>
 void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* dy,
                    const T* dhn, const T* dcn, const LstmGrads<T>& g) {
+  cpu::check_backward(p, saved, dy, dhn, dcn, g);
   const LstmDims<T> d(p);
   const StepOrder order(d.T_, p.lengths, p.reverse);
   const bool proj = p.w_hr != nullptr;

@@ -9,8 +9,15 @@
 // lengths (optional) [B]: sequence b is processed for its first lengths[b] steps only; y is 0
 // past that; a reverse pass starts at each sequence's own last valid step. 0 <= lengths[b] <= T.
 // Optional inputs are null pointers: a missing bias is zero, a missing initial state is zero.
-// Outputs never alias inputs. Arguments are not validated here: the caller (the Python binding
-// or an embedder) checks shapes; sizes must fit BLAS's 32-bit integers.
+// Outputs may not overlap inputs or each other.
+//
+// Errors: every entry point checks its arguments before it touches memory and throws
+// std::invalid_argument for a bad one, with the message the Python API shows (it passes these
+// on as ValueError): the argument's name first, then what was expected and what was received,
+// e.g. "lengths: expected values in [0, T=5], got 7 at index 2". Checked: sizes (none
+// negative; GEMM sizes T*B, G*H, I, P within the BLAS's 32-bit integers; every array's bytes
+// within int64), required pointers not null, lengths in range, outputs overlapping nothing.
+// Pointers cannot tell how long an array is: each must hold the elements its shape says.
 //
 // Training: forward fills a `saved` block (see the *Saved structs) that the matching backward
 // reads; it is indexed by time like x, so [T, B, ...].
@@ -23,7 +30,7 @@ namespace fusedrnn {
 // Sizes and the inputs every pass of one layer reads.
 template <typename T>
 struct LstmProblem {
-  int64_t steps = 0, batch = 0, input = 0, hidden = 0, proj = 0;  // T, B, I, H, P
+  int64_t steps = 0, batch = 0, input = 0, hidden = 0, proj = 0;  // T, B, I, H, P (H without w_hr)
   const T* x = nullptr;              // x: [T, B, I] input sequence
   const T* w_ih = nullptr;           // w_ih: [4H, I] input weights
   const T* w_hh = nullptr;           // w_hh: [4H, P] recurrent weights
@@ -111,6 +118,13 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
 template <typename T>
 void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy, const T* dhn,
                   const GruGrads<T>& g);
+
+// The size checks alone (they read no pointer), for a caller that wants them before it
+// allocates anything; the entry points make them too.
+template <typename T>
+void check_sizes(const LstmProblem<T>& p);
+template <typename T>
+void check_sizes(const GruProblem<T>& p);
 
 // Threads used by the kernels (and the BLAS under them). n <= 0 restores the default.
 void set_num_threads(int n);
