@@ -114,7 +114,11 @@ void call_gru_backward(const py::dict& a) {
 
 }  // namespace
 
-PYBIND11_MODULE(_cuda, m) {
+#ifndef FUSEDRNN_CUDA_MODULE
+#define FUSEDRNN_CUDA_MODULE _cuda  // tests/cuda_emulation builds _cuda_emulated from this file
+#endif
+
+PYBIND11_MODULE(FUSEDRNN_CUDA_MODULE, m) {
   m.doc() = "fusedrnn CUDA kernels (private: use the fusedrnn package)";
   m.def("lstm_forward_workspace", [](const py::dict& a) {
     return cuda::lstm_forward_workspace_bytes(dtype(a), lstm_problem(a), flag(a, "training"));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "cuda_check.hpp"
 
@@ -27,8 +28,15 @@ inline dim3 grid_for(int64_t n) {
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), int64_t n, cudaStream_t stream, Args&&... args) {
   if (n <= 0) return;
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  // Host emulation for tests (tests/cuda_emulation): a 1x1 grid, so the kernel's grid-stride
+  // loop visits every index on this thread.
+  (void)stream;
+  kernel(std::forward<Args>(args)...);
+#else
   kernel<<<grid_for(n), kBlock, 0, stream>>>(std::forward<Args>(args)...);
   FUSEDRNN_LAUNCH_CHECK(kernel);
+#endif
 }
 
 }  // namespace fusedrnn::cuda

@@ -15,6 +15,8 @@ constexpr int64_t kChunk = 512;  // rows per partial sum
 
 int64_t chunks_for(int64_t rows) { return std::max<int64_t>(1, (rows + kChunk - 1) / kChunk); }
 
+#if !defined(FUSEDRNN_CUDA_EMULATION)  // shared memory and barriers: no host emulation
+
 // Block (kCols, kLanes) sums rows [chunk * kChunk, +kChunk) of columns [blockIdx.x * kCols, +kCols)
 // into partial[chunk][j], in a fixed order.
 template <typename T>
@@ -44,6 +46,7 @@ __global__ void finish_column_sums(int64_t chunks, int64_t n, const float* parti
   if (out_a) out_a[j] = from_float<T>(sum);
   if (out_b) out_b[j] = from_float<T>(sum);
 }
+#endif
 
 }  // namespace
 
@@ -60,6 +63,15 @@ void column_sums(int64_t rows, int64_t n, const T* m, int64_t ld, T* out_a, T* o
     if (out_b) FUSEDRNN_CUDA_CHECK(cudaMemsetAsync(out_b, 0, n * sizeof(T), stream));
     return;
   }
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  (void)scratch;
+  for (int64_t j = 0; j < n; ++j) {
+    float sum = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) sum += to_float(m[r * ld + j]);
+    if (out_a) out_a[j] = from_float<T>(sum);
+    if (out_b) out_b[j] = from_float<T>(sum);
+  }
+#else
   const int64_t chunks = chunks_for(rows);
   const dim3 grid(static_cast<unsigned>((n + kCols - 1) / kCols), static_cast<unsigned>(chunks));
   partial_column_sums<T><<<grid, dim3(kCols, kLanes), 0, stream>>>(rows, n, m, ld, scratch);
@@ -67,6 +79,7 @@ void column_sums(int64_t rows, int64_t n, const T* m, int64_t ld, T* out_a, T* o
   finish_column_sums<T><<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(
       chunks, n, scratch, out_a, out_b);
   FUSEDRNN_LAUNCH_CHECK(finish_column_sums);
+#endif
 }
 
 #define FUSEDRNN_INSTANTIATE_SUMS(T)                                                    \
