@@ -116,15 +116,16 @@ def test_gpu_arrays_without_a_backend_are_a_clear_error():
 
 HALF_TOLERANCES = {
     "float16": Tolerance(
-        rtol=2e-2, atol=2e-2,
-        reason="float16 storage (11-bit significand, ~5e-4 per rounding) of inputs, states, "
-               "saved gates and gate gradients, float32 math: the rounding of every stored "
-               "intermediate is carried through the recurrence and summed over T*B rows in "
-               "the weight gradients; at T <= 20 it stays ~1e-2, a wrong term is O(1)."),
+        rtol=5e-3, atol=5e-3,
+        reason="float16 storage (11-bit significand, 4.9e-4 unit roundoff) of inputs, states, "
+               "saved gates and gate gradients, float32 math: every stored intermediate is "
+               "rounded and carried through the recurrence and the T*B-row weight GEMMs. The "
+               "host emulation (tests/test_cuda_emulated.py, T=9) measures up to 4.4e-4 of "
+               "scale + |expected|; 5e-3 leaves room for T=20, a wrong term is O(1e-1)."),
     "bfloat16": Tolerance(
-        rtol=8e-2, atol=8e-2,
-        reason="bfloat16 storage (8-bit significand, ~4e-3 per rounding), otherwise as "
-               "float16: 8x float16's unit roundoff, so 4x its bound at these T."),
+        rtol=4e-2, atol=4e-2,
+        reason="bfloat16 storage (8-bit significand, 3.9e-3 unit roundoff), otherwise as "
+               "float16: the emulation measures up to 5.0e-3 at T=9; 8x float16's bound."),
 }
 
 
@@ -196,6 +197,28 @@ def test_float32_matches_reference_and_cpu(cp, variant, shape, lengths, reverse,
     assert_named_close(out, cpu_out, np.float32, context=f"{describe(p)} forward vs CPU")
     assert_named_close(grads, kernel_backward(p, saved), np.float32,
                        context=f"{describe(p)} backward vs CPU")
+
+
+@pytest.mark.parametrize("variant", [("lstm", 0, True), ("gru", 0, True)], ids=["lstm", "gru"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (13, 5, 11, 16), (40, 16, 32, 256),
+                                   (20, 16, 16, 1000)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("lengths", [None, "random"], ids=["full", "lengths"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_persistent_forward(cp, monkeypatch, variant, shape, lengths, reverse):
+    """The persistent kernel (FUSEDRNN_CUDA_PERSISTENT=1) runs, and matches the reference."""
+    monkeypatch.setenv("FUSEDRNN_CUDA_PERSISTENT", "1")
+    module = fusedrnn.cuda._load()[0]
+    kind, P, lbr = variant
+    T, B, I, H = shape
+    p = make_problem(rng_for("persist", variant, shape, lengths, reverse), kind, T, B, I, H,
+                     dtype=np.float32, lengths=lengths, reverse=reverse, linear_before_reset=lbr)
+    before = module.persistent_launch_count()
+    out, grads = gpu_run(cp, p)
+    assert module.persistent_launch_count() == before + 1, "the persistent kernel did not run"
+    ref_out, cache = reference_forward(p)
+    assert_named_close(out, ref_out, np.float32, context=f"{describe(p)} forward")
+    assert_named_close(grads, reference_backward(p, cache), np.float32,
+                       context=f"{describe(p)} backward")
 
 
 def assert_close_at(actual, expected, tol, context):

@@ -123,7 +123,7 @@ def emulated(emulated_module, monkeypatch):
 def on_device(p):
     fields = dict(p.__dict__)
     for k, v in fields.items():
-        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+        if isinstance(v, np.ndarray) and k != "lengths":  # (ml_dtypes' bfloat16 is not kind "f")
             fields[k] = v.view(Emulated)
     return type(p)(**fields)
 
@@ -164,25 +164,72 @@ def test_float32_matches_reference(emulated, variant, shape, lengths, reverse, o
                        context=f"{describe(p)} backward")
 
 
-HALF = Tolerance(rtol=2e-2, atol=2e-2, reason="as tests/test_cuda.py HALF_TOLERANCES float16")
+@pytest.mark.parametrize("variant", [("lstm", 0, True), ("gru", 0, True)], ids=["lstm", "gru"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (6, 3, 5, 4), (9, 5, 2, 7), (5, 2, 3, 11)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("lengths", [None, "random"], ids=["full", "lengths"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_persistent_forward(emulated, monkeypatch, variant, shape, lengths, reverse, training):
+    """The persistent kernel (FUSEDRNN_CUDA_PERSISTENT=1), emulated with 3 "multiprocessors":
+    units split over blocks, the last block partial; the backward reads its saved block."""
+    monkeypatch.setenv("FUSEDRNN_CUDA_PERSISTENT", "1")
+    kind, P, lbr = variant
+    T, B, I, H = shape
+    p = make_problem(rng_for("emu-persist", variant, shape, lengths, reverse), kind, T, B, I, H,
+                     dtype=np.float32, lengths=lengths, reverse=reverse, linear_before_reset=lbr)
+    before = emulated.persistent_launch_count()
+    out, saved = kernel_forward(on_device(p), training=training)
+    assert emulated.persistent_launch_count() == before + 1
+    ref_out, cache = reference_forward(p)
+    out = {k: np.asarray(v) for k, v in out.items()}
+    assert_named_close(out, ref_out, np.float32, context=f"{describe(p)} forward")
+    if training:
+        grads = {k: None if v is None else np.asarray(v)
+                 for k, v in kernel_backward(on_device(p), saved).items()}
+        assert_named_close(grads, reference_backward(p, cache), np.float32,
+                           context=f"{describe(p)} backward")
+
+
+def test_persistent_is_off_by_default(emulated, monkeypatch):
+    monkeypatch.delenv("FUSEDRNN_CUDA_PERSISTENT", raising=False)
+    p = make_problem(rng_for("emu-persist-off"), "lstm", 3, 2, 4, 5, dtype=np.float32)
+    before = emulated.persistent_launch_count()
+    kernel_forward(on_device(p))
+    assert emulated.persistent_launch_count() == before
+
+
+HALF = {  # tests/test_cuda.py's HALF_TOLERANCES, with their reasons
+    "float16": Tolerance(rtol=5e-3, atol=5e-3, reason="see tests/test_cuda.py"),
+    "bfloat16": Tolerance(rtol=4e-2, atol=4e-2, reason="see tests/test_cuda.py"),
+}
+
+
+def half_dtype(name):
+    if name == "float16":
+        return np.dtype(np.float16)
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
-def test_float16_storage(emulated, variant):
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_storage(emulated, variant, dtype):
     kind, P, lbr = variant
-    p = make_problem(rng_for("emu16", variant), kind, 9, 4, 5, 6, P=P, dtype=np.float16,
-                     lengths="random", reverse=True, linear_before_reset=lbr)
+    dt, tol = half_dtype(dtype), HALF[dtype]
+    p = make_problem(rng_for("emu16", variant), kind, 9, 4, 5, 6, P=P, dtype=np.float32,
+                     lengths="random", reverse=True, linear_before_reset=lbr).cast(dt)
     out, grads = run(p)
-    ref_out, cache = reference_forward(p)
+    ref_out, cache = reference_forward(p)  # on the same rounded inputs, in float64
     expected = {**ref_out, **reference_backward(p, cache)}
     for name, a in {**out, **grads}.items():
         e = expected[name]
         assert (a is None) == (e is None), name
         if a is None or a.size == 0:
             continue
-        assert a.dtype == np.float16, name
+        assert a.dtype == dt, name
+        a = a.astype(np.float64)
         scale = max(1.0, float(np.abs(e).max()))
-        excess = np.abs(a.astype(np.float64) - e) - (HALF.atol * scale + HALF.rtol * np.abs(e))
+        excess = np.abs(a - e) - (tol.atol * scale + tol.rtol * np.abs(e))
         assert (excess <= 0).all(), f"{describe(p)} {name}: max excess {excess.max():.3g}"
 
 

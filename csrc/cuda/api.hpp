@@ -53,6 +53,11 @@ void gru_forward(DType dt, const GruProblem<void>& p, const void* h0, void* y, v
 void gru_backward(DType dt, const GruProblem<void>& p, const GruSaved<void>& saved,
                   const void* dy, const void* dhn, const GruGrads<void>& g, const Context& ctx);
 
+// How many persistent launches (persistent.cuh) this process has made: lets tests check
+// which path ran. FUSEDRNN_CUDA_PERSISTENT=1 enables that path (off by default until measured).
+uint64_t persistent_launch_count();
+void count_persistent_launch();
+
 // Devices. device_count() throws (with the CUDA error string) when there is no usable driver.
 int device_count();
 std::string device_name(int device);  // "NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)"

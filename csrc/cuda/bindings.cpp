@@ -139,4 +139,5 @@ PYBIND11_MODULE(FUSEDRNN_CUDA_MODULE, m) {
   m.def("device_count", &cuda::device_count);
   m.def("device_name", &cuda::device_name, py::arg("device"));
   m.def("runtime_info", &cuda::runtime_info);
+  m.def("persistent_launch_count", &cuda::persistent_launch_count);
 }

@@ -2,6 +2,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +10,13 @@
 #include "cuda_check.hpp"
 
 namespace fusedrnn::cuda {
+
+namespace {
+std::atomic<uint64_t> persistent_launches{0};
+}  // namespace
+
+uint64_t persistent_launch_count() { return persistent_launches.load(); }
+void count_persistent_launch() { persistent_launches.fetch_add(1); }
 
 int device_count() {
   int n = 0;

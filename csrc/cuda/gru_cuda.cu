@@ -8,6 +8,7 @@
 #include "api.hpp"
 #include "cublas_gemm.hpp"
 #include "dispatch.cuh"
+#include "persistent.cuh"
 #include "pointwise_gru.cuh"
 #include "reductions.cuh"
 #include "workspace.hpp"
@@ -35,15 +36,33 @@ struct Dims {
 };
 
 // Forward scratch: xproj [T, B, 3H], hproj [B, 3H] (W_hr h, W_hz h, then W_hn h or
-// W_hn (r * h)); the original GRU also rh [B, H] = r * h.
+// W_hn (r * h)); the original GRU also rh [B, H] = r * h; linear_before_reset h_buf [2, B, H]
+// (the persistent kernel's double-buffered state).
 template <typename T>
 struct ForwardBuffers {
-  T *xproj, *hproj, *rh = nullptr;
+  T *xproj, *hproj, *rh = nullptr, *h_buf = nullptr;
   ForwardBuffers(Workspace& ws, const Dims& d)
       : xproj(ws.take<T>(d.rows * d.G)), hproj(ws.take<T>(d.B * d.G)) {
     if (!d.lbr) rh = ws.take<T>(d.B * d.H);
+    else h_buf = ws.take<T>(2 * d.B * d.H);
   }
 };
+
+// The whole time loop as one persistent launch (persistent.cuh), when enabled and it fits;
+// false: nothing ran, use the per-step loop.
+template <typename T>
+bool forward_persistent(const GruProblem<T>& p, const Dims& d, const StepOrder& order,
+                        const ForwardBuffers<T>& buf, T* y, T* hn, const GruSaved<T>* saved,
+                        cudaStream_t st) {
+  if (!d.lbr) return false;
+  PersistentGru<T> q{order, d.B, d.H, 0, buf.xproj, p.w_hh, p.b_ih, p.b_hh, buf.h_buf, y,
+                     saved ? saved->gates : nullptr, saved ? saved->h_prev : nullptr};
+  copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
+  const bool ran = saved ? run_persistent<PersistentGru<T>, gru_persistent_step<T, true>>(q, d.T_, 3, st)
+                         : run_persistent<PersistentGru<T>, gru_persistent_step<T, false>>(q, d.T_, 3, st);
+  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
+  return ran;
+}
 
 // Backward scratch: dgx [T, B, 3H] (x side), and for linear_before_reset dgh [T, B, 3H] (h
 // side; the original GRU's sides coincide); dg_step [B, 3H] when a step's rows are scattered
@@ -96,6 +115,7 @@ void forward(const GruProblem<T>& p, const Dims& d, const T* h0, T* y, T* hn,
   cublasHandle_t blas = cublas_handle(st);
   gemm<T>(blas, Op::N, Op::T, d.rows, d.G, d.I, 1.0f, p.x, d.I, p.w_ih, d.I, 0.0f, buf.xproj,
           d.G, st);
+  if (forward_persistent(p, d, order, buf, y, hn, saved, st)) return;
   if (saved) forward_loop<T, true>(p, d, order, buf, y, hn, saved, blas, st);
   else forward_loop<T, false>(p, d, order, buf, y, hn, saved, blas, st);
 }

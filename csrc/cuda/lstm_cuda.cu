@@ -8,6 +8,7 @@
 #include "api.hpp"
 #include "cublas_gemm.hpp"
 #include "dispatch.cuh"
+#include "persistent.cuh"
 #include "pointwise_lstm.cuh"
 #include "reductions.cuh"
 #include "workspace.hpp"
@@ -35,15 +36,34 @@ struct Dims {
 };
 
 // Forward scratch: xproj [T, B, 4H], hproj [B, 4H]; with a projection h_tilde [B, H] and
-// hp [B, P] (the projected state before it is committed).
+// hp [B, P] (the projected state before it is committed), without one h_buf [2, B, H] (the
+// persistent kernel's double-buffered state).
 template <typename T>
 struct ForwardBuffers {
-  T *xproj, *hproj, *h_tilde = nullptr, *hp = nullptr;
+  T *xproj, *hproj, *h_tilde = nullptr, *hp = nullptr, *h_buf = nullptr;
   ForwardBuffers(Workspace& ws, const Dims& d)
       : xproj(ws.take<T>(d.rows * d.G)), hproj(ws.take<T>(d.B * d.G)) {
     if (d.proj) h_tilde = ws.take<T>(d.B * d.H), hp = ws.take<T>(d.B * d.P);
+    else h_buf = ws.take<T>(2 * d.B * d.H);
   }
 };
+
+// The whole time loop as one persistent launch (persistent.cuh), when enabled and it fits;
+// false: nothing ran, use the per-step loop.
+template <typename T>
+bool forward_persistent(const LstmProblem<T>& p, const Dims& d, const StepOrder& order,
+                        const ForwardBuffers<T>& buf, T* y, T* hn, T* cn,
+                        const LstmSaved<T>* saved, cudaStream_t st) {
+  if (d.proj) return false;
+  PersistentLstm<T> q{order, d.B, d.H, 0, buf.xproj, p.w_hh, p.b_ih, p.b_hh, buf.h_buf, cn, y,
+                      saved ? saved->gates : nullptr, saved ? saved->c_prev : nullptr,
+                      saved ? saved->h_prev : nullptr};
+  copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
+  const bool ran = saved ? run_persistent<PersistentLstm<T>, lstm_persistent_step<T, true>>(q, d.T_, 4, st)
+                         : run_persistent<PersistentLstm<T>, lstm_persistent_step<T, false>>(q, d.T_, 4, st);
+  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
+  return ran;
+}
 
 // Backward scratch: dgates [T, B, 4H] (time-major, for the weight GEMMs); dg_step [B, 4H] when
 // a step's rows are scattered in time; with a projection dh_out [T, B, P] and h_tilde
@@ -99,6 +119,7 @@ void forward(const LstmProblem<T>& p, const Dims& d, const T* h0, const T* c0, T
   cublasHandle_t blas = cublas_handle(st);
   gemm<T>(blas, Op::N, Op::T, d.rows, d.G, d.I, 1.0f, p.x, d.I, p.w_ih, d.I, 0.0f, buf.xproj,
           d.G, st);
+  if (forward_persistent(p, d, order, buf, y, hn, cn, saved, st)) return;
   if (saved) forward_loop<T, true>(p, d, order, buf, y, hn, cn, saved, blas, st);
   else forward_loop<T, false>(p, d, order, buf, y, hn, cn, saved, blas, st);
 }
