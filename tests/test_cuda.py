@@ -367,8 +367,12 @@ def test_errors_name_the_argument(cp):
     y, _, _, saved = fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, training=True)
     with pytest.raises(TypeError, match="^dy: expected a CUDA array"):
         fusedrnn.lstm_backward(saved, p.dy)
-    with pytest.raises(NotImplementedError, match="^out:"):
+    with pytest.raises(ValueError, match=r"^out\[1\] \(hn\): expected shape"):
         fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, out=(y, y, y))
+    out = (cp.empty_like(y), cp.empty((2, 5), cp.float32), cp.empty((2, 5), cp.float32))
+    got = fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, out=out)
+    assert all(a is b for a, b in zip(got[:3], out))
+    np.testing.assert_array_equal(got[0].get(), y.get())
 
 
 def test_info_names_the_device(cp):

@@ -44,12 +44,14 @@ def emulated_module():
     # One build per interpreter: a CMake cache remembers the Python it was configured for.
     key = hashlib.sha1(sys.executable.encode()).hexdigest()[:8]
     build = os.path.join(ROOT, "build", f"cuda-emulation-{key}")
+    # CMake and the compiler run without the sanitizer runtimes .ci/sanitize preloads.
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     subprocess.run(["cmake", "-S", os.path.join(ROOT, "tests", "cuda_emulation"), "-B", build,
                     f"-DPython_EXECUTABLE={sys.executable}",
                     f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=env)
     subprocess.run(["cmake", "--build", build, "--parallel", "2"], check=True,
-                   capture_output=True)
+                   capture_output=True, env=env)
     path = next(os.path.join(build, f) for f in os.listdir(build)
                 if f.startswith("_cuda_emulated") and f.endswith((".so", ".pyd")))
     spec = importlib.util.spec_from_file_location("_cuda_emulated", path)
@@ -87,6 +89,14 @@ class EmulatedLibrary:
     @staticmethod
     def contiguous(a):
         return np.ascontiguousarray(a).view(Emulated)
+
+    @staticmethod
+    def is_c_contiguous(a):
+        return a.flags.c_contiguous
+
+    @staticmethod
+    def nbytes(a):
+        return a.nbytes
 
     @staticmethod
     def empty(shape, dtype, device):
@@ -287,8 +297,35 @@ def test_errors_name_the_argument(emulated):
         fusedrnn.lstm_backward(saved, p.dy)
     with pytest.raises(ValueError, match=r"^dcn: expected shape \(B=2, H=5\)"):
         fusedrnn.lstm_backward(saved, y, None, y[0, :1])
-    with pytest.raises(NotImplementedError, match="^out:"):
+    with pytest.raises(TypeError, match=r"^out: expected None or a tuple of 3 arrays"):
+        fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, out=[y, y, y])
+    with pytest.raises(ValueError, match=r"^out\[1\] \(hn\): expected shape \(B=2, H=5\)"):
         fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, out=(y, y, y))
+    with pytest.raises(ValueError, match=r"^out\[1\] \(hn\): overlaps an input"):
+        fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, g.b_ih, g.b_hh, g.h0, g.c0,
+                              out=(y, g.h0, g.c0))
+    with pytest.raises(ValueError, match=r"^out\[0\] \(y\): expected a writeable C-contig"):
+        yt = np.empty((2, 3, 5), np.float32).view(Emulated).transpose(1, 0, 2)
+        fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, out=(yt, y[0], y[0]))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_out_buffers_are_written_and_returned(emulated, kind):
+    p = make_problem(rng_for("emu-out", kind), kind, 4, 3, 2, 5, dtype=np.float32,
+                     lengths="random", reverse=True)
+    expected, _ = kernel_forward(on_device(p), training=False)
+    out = tuple(np.full(np.shape(v), np.nan, np.float32).view(Emulated)
+                for v in expected.values())
+    g = on_device(p)
+    if kind == "lstm":
+        got = fusedrnn.lstm_forward(g.x, g.w_ih, g.w_hh, g.b_ih, g.b_hh, g.h0, g.c0,
+                                    lengths=p.lengths, reverse=True, out=out)
+    else:
+        got = fusedrnn.gru_forward(g.x, g.w_ih, g.w_hh, g.b_ih, g.b_hh, g.h0,
+                                   lengths=p.lengths, reverse=True, out=out)
+    for a, b, e in zip(got, out, expected.values()):
+        assert a is b
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
 
 
 def test_workspace_too_small_is_an_error(emulated):

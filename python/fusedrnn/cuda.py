@@ -139,6 +139,14 @@ class _CuPy:
         return cupy.ascontiguousarray(a)
 
     @staticmethod
+    def is_c_contiguous(a):
+        return a.flags.c_contiguous
+
+    @staticmethod
+    def nbytes(a):
+        return a.nbytes
+
+    @staticmethod
     def empty(shape, dtype, device):
         import cupy
 
@@ -193,6 +201,14 @@ class _Torch:
     @staticmethod
     def contiguous(a):
         return a.detach().contiguous()  # no autograd here: plain tensors in, plain tensors out
+
+    @staticmethod
+    def is_c_contiguous(a):
+        return a.is_contiguous()
+
+    @staticmethod
+    def nbytes(a):
+        return a.numel() * a.element_size()
 
     @staticmethod
     def empty(shape, dtype, device):
@@ -318,9 +334,9 @@ class _Call:
                              f"{_shape_str(shape)}")
         return shape
 
-    def take(self, name, a, dims):
-        """a checked against dims ((name, size), ...), as a C-contiguous array (copied by its
-        own library when it is not one)."""
+    def checked(self, name, a, dims):
+        """a after checking its library, device, dtype and shape against dims ((name, size),
+        ...)."""
         a = self.device_array(name, a)
         dtype = self.lib.dtype(a)
         if dtype != self.dtype:
@@ -328,7 +344,36 @@ class _Call:
         shape = self.lib.shape(a)
         if shape != tuple(size for _, size in dims):
             raise ValueError(f"{name}: expected shape {_shape_str(dims)}, got {_shape_str(shape)}")
-        return self.lib.contiguous(a)
+        return a
+
+    def take(self, name, a, dims):
+        """a checked, as a C-contiguous array (copied by its own library when not one)."""
+        return self.lib.contiguous(self.checked(name, a, dims))
+
+    def outputs(self, out, specs, inputs):
+        """New arrays for specs ((name, dims), ...), or the arrays of `out` after checking
+        them as the CPU path does: C-contiguous, and overlapping no input and no other output
+        (the kernels read inputs while they write outputs)."""
+        if out is None:
+            return [self.empty(*(size for _, size in dims)) for _, dims in specs]
+        names = [name for name, _ in specs]
+        if not isinstance(out, tuple) or len(out) != len(specs):
+            raise TypeError(f"out: expected None or a tuple of {len(specs)} arrays "
+                            f"({', '.join(names)}), got {type(out).__name__}")
+        arrays = []
+        for i, (name, dims) in enumerate(specs):
+            label = f"out[{i}] ({name})"
+            a = self.checked(label, out[i], dims)
+            if not self.lib.is_c_contiguous(a):
+                raise ValueError(f"{label}: expected a writeable C-contiguous array")
+            arrays.append(a)
+        spans = [(self.lib.ptr(a), self.lib.ptr(a) + self.lib.nbytes(a)) for a in arrays]
+        others = [(self.lib.ptr(a), self.lib.ptr(a) + self.lib.nbytes(a))
+                  for a in inputs if a is not None]
+        for i, (lo, hi) in enumerate(spans):
+            if hi > lo and any(lo < o_hi and o_lo < hi for o_lo, o_hi in others + spans[i + 1:]):
+                raise ValueError(f"out[{i}] ({names[i]}): overlaps an input or another output")
+        return arrays
 
     def take_optional(self, name, a, dims):
         return None if a is None else self.take(name, a, dims)
@@ -373,12 +418,6 @@ class _Call:
         # only in order on the same stream.
 
 
-def _check_out(out):
-    if out is not None:
-        raise NotImplementedError("out: not supported for GPU arrays yet (the outputs are "
-                                  "allocated by the input's array library)")
-
-
 # --------------------------------------------------------------------------------------
 # Saved state between a training forward and its backward
 # --------------------------------------------------------------------------------------
@@ -421,7 +460,6 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
                  lengths=None, reverse=False, training=False, out=None):
     """fusedrnn.lstm_forward on GPU arrays (same arguments and results)."""
     module = _backend()
-    _check_out(out)
     c = _Call(x)
     T, B, I = c.shape_of("x", x, 3, "(T, B, I)")
     whh = c.shape_of("w_hh", w_hh, 2, "(4*H, P)")
@@ -443,7 +481,9 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
     c0 = c.take_optional("c0", c0, [("B", B), ("H", H)])
     inputs["lengths"] = c.lengths(lengths, B, T)
 
-    y, hn, cn = c.empty(T, B, P), c.empty(B, P), c.empty(B, H)
+    y, hn, cn = c.outputs(out, [("y", [("T", T), ("B", B), (out_name, P)]),
+                                ("hn", [("B", B), (out_name, P)]), ("cn", [("B", B), ("H", H)])],
+                          list(inputs.values()) + [h0, c0])
     saved_arrays = {}
     if training:
         saved_arrays = dict(gates=c.empty(T, B, 4 * H), c_prev=c.empty(T, B, H),
@@ -486,7 +526,6 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
                 linear_before_reset=True, training=False, out=None):
     """fusedrnn.gru_forward on GPU arrays (same arguments and results)."""
     module = _backend()
-    _check_out(out)
     c = _Call(x)
     T, B, I = c.shape_of("x", x, 3, "(T, B, I)")
     whh = c.shape_of("w_hh", w_hh, 2, "(3*H, H)")
@@ -504,7 +543,8 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
     h0 = c.take_optional("h0", h0, [("B", B), ("H", H)])
     inputs["lengths"] = c.lengths(lengths, B, T)
 
-    y, hn = c.empty(T, B, H), c.empty(B, H)
+    y, hn = c.outputs(out, [("y", [("T", T), ("B", B), ("H", H)]), ("hn", [("B", B), ("H", H)])],
+                      list(inputs.values()) + [h0])
     saved_arrays = {}
     if training:
         width = (4 if linear_before_reset else 3) * H  # fusedrnn.hpp gru_saved_width
