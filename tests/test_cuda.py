@@ -205,7 +205,8 @@ def test_float32_matches_reference_and_cpu(cp, variant, shape, lengths, reverse,
 @pytest.mark.parametrize("lengths", [None, "random"], ids=["full", "lengths"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 def test_persistent_forward(cp, monkeypatch, variant, shape, lengths, reverse):
-    """The persistent kernel (FUSEDRNN_CUDA_PERSISTENT=1) runs, and matches the reference."""
+    """The persistent kernels (FUSEDRNN_CUDA_PERSISTENT=1), forward and backward, run and
+    match the reference."""
     monkeypatch.setenv("FUSEDRNN_CUDA_PERSISTENT", "1")
     module = fusedrnn.cuda._load()[0]
     kind, P, lbr = variant
@@ -214,7 +215,7 @@ def test_persistent_forward(cp, monkeypatch, variant, shape, lengths, reverse):
                      dtype=np.float32, lengths=lengths, reverse=reverse, linear_before_reset=lbr)
     before = module.persistent_launch_count()
     out, grads = gpu_run(cp, p)
-    assert module.persistent_launch_count() == before + 1, "the persistent kernel did not run"
+    assert module.persistent_launch_count() == before + 2, "the persistent kernels did not run"
     ref_out, cache = reference_forward(p)
     assert_named_close(out, ref_out, np.float32, context=f"{describe(p)} forward")
     assert_named_close(grads, reference_backward(p, cache), np.float32,

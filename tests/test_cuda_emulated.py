@@ -181,8 +181,8 @@ def test_float32_matches_reference(emulated, variant, shape, lengths, reverse, o
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_persistent_forward(emulated, monkeypatch, variant, shape, lengths, reverse, training):
-    """The persistent kernel (FUSEDRNN_CUDA_PERSISTENT=1), emulated with 3 "multiprocessors":
-    units split over blocks, the last block partial; the backward reads its saved block."""
+    """The persistent kernels (FUSEDRNN_CUDA_PERSISTENT=1), forward and backward, emulated
+    with 3 "multiprocessors": units split over blocks, the last block partial."""
     monkeypatch.setenv("FUSEDRNN_CUDA_PERSISTENT", "1")
     kind, P, lbr = variant
     T, B, I, H = shape
@@ -197,6 +197,7 @@ def test_persistent_forward(emulated, monkeypatch, variant, shape, lengths, reve
     if training:
         grads = {k: None if v is None else np.asarray(v)
                  for k, v in kernel_backward(on_device(p), saved).items()}
+        assert emulated.persistent_launch_count() == before + 2  # the backward's
         assert_named_close(grads, reference_backward(p, cache), np.float32,
                            context=f"{describe(p)} backward")
 

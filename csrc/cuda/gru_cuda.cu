@@ -58,8 +58,8 @@ bool forward_persistent(const GruProblem<T>& p, const Dims& d, const StepOrder& 
   PersistentGru<T> q{order, d.B, d.H, 0, buf.xproj, p.w_hh, p.b_ih, p.b_hh, buf.h_buf, y,
                      saved ? saved->gates : nullptr, saved ? saved->h_prev : nullptr};
   copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
-  const bool ran = saved ? run_persistent<PersistentGru<T>, gru_persistent_step<T, true>>(q, d.T_, 3, st)
-                         : run_persistent<PersistentGru<T>, gru_persistent_step<T, false>>(q, d.T_, 3, st);
+  const bool ran = saved ? run_persistent<PersistentGru<T>, gru_persistent_step<T, true>>(q, 3, st)
+                         : run_persistent<PersistentGru<T>, gru_persistent_step<T, false>>(q, 3, st);
   if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
   return ran;
 }
@@ -70,14 +70,32 @@ bool forward_persistent(const GruProblem<T>& p, const Dims& d, const StepOrder& 
 template <typename T>
 struct BackwardBuffers {
   T *dgx, *dgh, *dg_step = nullptr, *drh = nullptr, *rh_all = nullptr;
+  T* dh_buf = nullptr;  // linear_before_reset: the persistent kernel's [2, B, H] dh
   float* sums;
   BackwardBuffers(Workspace& ws, const Dims& d) : dgx(ws.take<T>(d.rows * d.G)) {
     dgh = d.lbr ? ws.take<T>(d.rows * d.G) : dgx;
     if (!d.blocks) dg_step = ws.take<T>(d.B * d.G);
     if (!d.lbr) drh = ws.take<T>(d.B * d.H), rh_all = ws.take<T>(d.rows * d.H);
+    else dh_buf = ws.take<T>(2 * d.B * d.H);
     sums = column_sums_scratch(ws, d.rows, d.G);
   }
 };
+
+// The backward time loop as one persistent launch (persistent.cuh), when enabled and it fits;
+// false: nothing ran. dh holds dhn on entry and dh0 on exit.
+template <typename T>
+bool backward_persistent(const GruProblem<T>& p, const Dims& d, const StepOrder& order,
+                         const GruSaved<T>& saved, const T* dy, T* dh,
+                         const BackwardBuffers<T>& buf, cudaStream_t st) {
+  if (!d.lbr || d.rows == 0) return false;
+  PersistentGruBackward<T> q{order, d.B, d.H, 0, p.w_hh, saved.gates, saved.h_prev, dy,
+                             buf.dh_buf, buf.dgx, buf.dgh};
+  copy_or_zero(d.B * d.H, static_cast<const T*>(dh), buf.dh_buf, st);
+  const bool ran = run_persistent_backward<PersistentGruBackward<T>, gru_backward_phase_a<T>,
+                                           gru_backward_phase_b<T>>(q, 3, st);
+  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.dh_buf + (d.T_ & 1) * d.B * d.H), dh, st);
+  return ran;
+}
 
 template <typename T, bool kSave>
 void forward_loop(const GruProblem<T>& p, const Dims& d, const StepOrder& order,
@@ -155,7 +173,8 @@ void backward(const GruProblem<T>& p, const Dims& d, const GruSaved<T>& saved, c
   // Padding rows of dgx (and of dgh when steps are scattered) are never written: zero them.
   copy_or_zero<T>(d.rows * G, nullptr, buf.dgx, st);
   if (d.lbr && !d.blocks) copy_or_zero<T>(d.rows * G, nullptr, buf.dgh, st);
-  backward_steps(p, d, order, saved, dy, g.dh0, buf, blas, st);
+  if (!backward_persistent(p, d, order, saved, dy, g.dh0, buf, st))
+    backward_steps(p, d, order, saved, dy, g.dh0, buf, blas, st);
 
   gemm<T>(blas, Op::T, Op::N, G, d.I, d.rows, 1.0f, buf.dgx, G, p.x, d.I, 0.0f, g.dw_ih, d.I, st);
   gemm<T>(blas, Op::N, Op::N, d.rows, d.I, G, 1.0f, buf.dgx, G, p.w_ih, d.I, 0.0f, g.dx, d.I, st);

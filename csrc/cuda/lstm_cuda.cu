@@ -59,8 +59,8 @@ bool forward_persistent(const LstmProblem<T>& p, const Dims& d, const StepOrder&
                       saved ? saved->gates : nullptr, saved ? saved->c_prev : nullptr,
                       saved ? saved->h_prev : nullptr};
   copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
-  const bool ran = saved ? run_persistent<PersistentLstm<T>, lstm_persistent_step<T, true>>(q, d.T_, 4, st)
-                         : run_persistent<PersistentLstm<T>, lstm_persistent_step<T, false>>(q, d.T_, 4, st);
+  const bool ran = saved ? run_persistent<PersistentLstm<T>, lstm_persistent_step<T, true>>(q, 4, st)
+                         : run_persistent<PersistentLstm<T>, lstm_persistent_step<T, false>>(q, 4, st);
   if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
   return ran;
 }
@@ -71,6 +71,7 @@ bool forward_persistent(const LstmProblem<T>& p, const Dims& d, const StepOrder&
 template <typename T>
 struct BackwardBuffers {
   T *dgates, *dg_step = nullptr, *dh_out = nullptr, *h_tilde = nullptr, *dh_tilde = nullptr;
+  T* dh_buf = nullptr;  // without a projection: the persistent kernel's [2, B, H] dh
   float* sums;
   BackwardBuffers(Workspace& ws, const Dims& d) : dgates(ws.take<T>(d.rows * d.G)) {
     if (!d.blocks) dg_step = ws.take<T>(d.B * d.G);
@@ -78,10 +79,28 @@ struct BackwardBuffers {
       dh_out = ws.take<T>(d.rows * d.P);
       h_tilde = ws.take<T>(d.rows * d.H);
       dh_tilde = ws.take<T>(d.B * d.H);
+    } else {
+      dh_buf = ws.take<T>(2 * d.B * d.H);
     }
     sums = column_sums_scratch(ws, d.rows, d.G);
   }
 };
+
+// The backward time loop as one persistent launch (persistent.cuh), when enabled and it fits;
+// false: nothing ran. dh holds dhn on entry and dh0 on exit; dc likewise.
+template <typename T>
+bool backward_persistent(const LstmProblem<T>& p, const Dims& d, const StepOrder& order,
+                         const LstmSaved<T>& saved, const T* dy, T* dh, T* dc,
+                         const BackwardBuffers<T>& buf, cudaStream_t st) {
+  if (d.proj || d.rows == 0) return false;
+  PersistentLstmBackward<T> q{order, d.B, d.H, 0, p.w_hh, saved.gates, saved.c_prev, dy,
+                              buf.dh_buf, dc, buf.dgates};
+  copy_or_zero(d.B * d.H, static_cast<const T*>(dh), buf.dh_buf, st);
+  const bool ran = run_persistent_backward<PersistentLstmBackward<T>, lstm_backward_phase_a<T>,
+                                           lstm_backward_phase_b<T>>(q, 4, st);
+  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.dh_buf + (d.T_ & 1) * d.B * d.H), dh, st);
+  return ran;
+}
 
 template <typename T, bool kSave>
 void forward_loop(const LstmProblem<T>& p, const Dims& d, const StepOrder& order,
@@ -124,19 +143,11 @@ void forward(const LstmProblem<T>& p, const Dims& d, const T* h0, const T* c0, T
   else forward_loop<T, false>(p, d, order, buf, y, hn, cn, saved, blas, st);
 }
 
+// The per-step backward loop: the pointwise kernel(s), then dh += dG @ w_hh.
 template <typename T>
-void backward(const LstmProblem<T>& p, const Dims& d, const LstmSaved<T>& saved, const T* dy,
-              const T* dhn, const T* dcn, const LstmGrads<T>& g, Workspace& ws,
-              cudaStream_t st) {
-  T* dh = g.dh0;  // dh0 and dc0 carry the gradients through time
-  T* dc = g.dc0;
-  copy_or_zero(d.B * d.P, dhn, dh, st);
-  copy_or_zero(d.B * d.H, dcn, dc, st);
-  const BackwardBuffers<T> buf(ws, d);
-  const StepOrder order{d.T_, p.lengths, p.reverse};
-  cublasHandle_t blas = cublas_handle(st);
-  // Scattered steps leave the padding rows of dgates unwritten: they must read as 0.
-  if (!d.blocks) copy_or_zero<T>(d.rows * d.G, nullptr, buf.dgates, st);
+void backward_steps(const LstmProblem<T>& p, const Dims& d, const StepOrder& order,
+                    const LstmSaved<T>& saved, const T* dy, T* dh, T* dc,
+                    const BackwardBuffers<T>& buf, cublasHandle_t blas, cudaStream_t st) {
   const int64_t units = d.B * d.H;
   for (int64_t s = d.T_ - 1; s >= 0; --s) {
     T* dg = d.blocks ? buf.dgates + order.block_time(s) * d.B * d.G : buf.dg_step;
@@ -155,6 +166,23 @@ void backward(const LstmProblem<T>& p, const Dims& d, const LstmSaved<T>& saved,
     }
     gemm<T>(blas, Op::N, Op::N, d.B, d.P, d.G, 1.0f, dg, d.G, p.w_hh, d.P, 1.0f, dh, d.P, st);
   }
+}
+
+template <typename T>
+void backward(const LstmProblem<T>& p, const Dims& d, const LstmSaved<T>& saved, const T* dy,
+              const T* dhn, const T* dcn, const LstmGrads<T>& g, Workspace& ws,
+              cudaStream_t st) {
+  T* dh = g.dh0;  // dh0 and dc0 carry the gradients through time
+  T* dc = g.dc0;
+  copy_or_zero(d.B * d.P, dhn, dh, st);
+  copy_or_zero(d.B * d.H, dcn, dc, st);
+  const BackwardBuffers<T> buf(ws, d);
+  const StepOrder order{d.T_, p.lengths, p.reverse};
+  cublasHandle_t blas = cublas_handle(st);
+  // Scattered steps leave the padding rows of dgates unwritten: they must read as 0.
+  if (!d.blocks) copy_or_zero<T>(d.rows * d.G, nullptr, buf.dgates, st);
+  if (!backward_persistent(p, d, order, saved, dy, dh, dc, buf, st))
+    backward_steps(p, d, order, saved, dy, dh, dc, buf, blas, st);
 
   // The weight and input gradients: one GEMM each over all T*B rows.
   gemm<T>(blas, Op::T, Op::N, d.G, d.I, d.rows, 1.0f, buf.dgates, d.G, p.x, d.I, 0.0f, g.dw_ih,

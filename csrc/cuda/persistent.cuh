@@ -7,8 +7,9 @@
 // step. The state is double-buffered in h_buf [2, B, P]: step s reads h_buf[s & 1] and writes
 // h_buf[(s + 1) & 1].
 //
-// Scope: the LSTM without projection and the linear_before_reset GRU, forward (inference and
-// training), when the slices fit in shared memory; everything else takes the cuBLAS path.
+// Scope: the LSTM without projection and the linear_before_reset GRU, forward and backward
+// (see "backward" below), when the slices fit in shared memory; everything else takes the
+// cuBLAS path.
 // Opt-in for now (FUSEDRNN_CUDA_PERSISTENT=1) until a GPU session has measured it.
 //
 // The block's work per step is a device function over block-stride loops, so that the host
@@ -45,10 +46,15 @@ struct PersistentPlan {
   size_t smem = 0;    // dynamic shared memory per block, bytes
 };
 
-// Shared memory layout (floats; rows padded to P + 1 so that threads reading different rows
+// Forward shared memory (floats; rows padded to P + 1 so that threads reading different rows
 // at the same k hit different banks): w [G*U][P+1], h [B][P+1], acc [B][G*U].
-inline size_t persistent_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t P) {
+inline size_t forward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t P) {
   return sizeof(float) * static_cast<size_t>(gates * U * (P + 1) + B * (P + 1) + B * gates * U);
+}
+
+// Backward shared memory: the block's columns of w_hh, w [G*H][U] (float).
+inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t H) {
+  return sizeof(float) * static_cast<size_t>(gates * H * U);
 }
 
 inline bool persistent_enabled() {
@@ -56,16 +62,16 @@ inline bool persistent_enabled() {
   return v && std::strcmp(v, "1") == 0;
 }
 
-// One block per multiprocessor (a cooperative launch needs every block resident at once).
-// `fits(blocks, smem)` checks the device's per-block limit and that all blocks are resident.
-template <typename Fits>
-PersistentPlan plan_persistent(int64_t gates, int64_t B, int64_t H, int64_t P, int sms,
-                               Fits fits) {
+// One block per multiprocessor (a cooperative launch needs every block resident at once):
+// U = ceil(H / SMs) units per block. `smem_for(U)`: the bytes a block needs; `fits(blocks,
+// smem)`: the device's per-block limit allows it and all blocks can be resident.
+template <typename SmemFor, typename Fits>
+PersistentPlan plan_persistent(int64_t B, int64_t H, int sms, SmemFor smem_for, Fits fits) {
   PersistentPlan plan;
   if (!persistent_enabled() || B > kPersistentMaxBatch || H == 0 || sms <= 0) return plan;
   plan.units = (H + sms - 1) / sms;
   plan.blocks = static_cast<int>((H + plan.units - 1) / plan.units);
-  plan.smem = persistent_smem_bytes(gates, plan.units, B, P);
+  plan.smem = smem_for(plan.units);
   plan.ok = fits(plan.blocks, plan.smem);
   return plan;
 }
@@ -79,6 +85,18 @@ __device__ void load_weight_slice(const T* __restrict__ w, int64_t gates, int64_
   for (int64_t i = threadIdx.x; i < gates * U * P; i += blockDim.x) {
     const int64_t r = i / P, k = i - r * P, g = r / U, j = u0 + (r - g * U);
     w_s[r * ld + k] = j < H ? to_float(w[(g * H + j) * P + k]) : 0.0f;
+  }
+}
+
+// Block `block`'s columns of w [gates*H, H]: w_s[r * U + jl] = w[r, block*U + jl] (zeros
+// past H), for the backward's dh_prev = dG @ w_hh restricted to the block's units.
+template <typename T>
+__device__ void load_weight_columns(const T* __restrict__ w, int64_t gates, int64_t H,
+                                    int64_t U, int block, float* __restrict__ w_s) {
+  const int64_t u0 = int64_t(block) * U;
+  for (int64_t i = threadIdx.x; i < gates * H * U; i += blockDim.x) {
+    const int64_t r = i / U, j = u0 + (i - r * U);
+    w_s[i] = j < H ? to_float(w[r * H + j]) : 0.0f;
   }
 }
 
@@ -207,31 +225,163 @@ __device__ void gru_persistent_step(const PersistentGru<T>& p, int64_t s, int bl
   }
 }
 
+// ---------------------------------------------------------------- backward
+// Per step two phases with a grid barrier after each: (A) the pointwise backward of the block's
+// units for every row, writing the gate gradients into the time-major dG array the weight
+// GEMMs read anyway, and the direct part of dh_prev; (B) dh_prev[:, units] += dG_step @
+// w_hh[:, units] with the block's columns of w_hh in shared memory and the step's dG rows read
+// from L2. dh is double-buffered in dh_buf [2, B, H]: the i-th step processed (s = T-1-i)
+// reads dh_buf[i & 1] and writes dh_buf[(i + 1) & 1].
+
+template <typename T>
+struct PersistentLstmBackward {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *w_hh, *gates, *c_prev, *dy;  // saved gates [T, B, 4H], c_prev [T, B, H]; dy [T, B, H]
+  T *dh_buf, *dc, *dgates;              // dc [B, H] in place; dgates [T, B, 4H], every row
+};
+
+template <typename T>
+__device__ void lstm_backward_phase_a(const PersistentLstmBackward<T>& p, int64_t s, int block,
+                                      float*) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 4 * H, u0 = int64_t(block) * U;
+  const int64_t i_step = p.order.steps - 1 - s;
+  const T* dh_cur = p.dh_buf + (i_step & 1) * B * H;
+  T* dh_next = p.dh_buf + ((i_step + 1) & 1) * B * H;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, j = u0 + (i - b * U);
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    T* dg = p.dgates + row * G;
+    if (!p.order.valid(s, b)) {  // padding: the gradient passes through
+      for (int k = 0; k < 4; ++k) dg[k * H + j] = from_float<T>(0.0f);
+      dh_next[b * H + j] = dh_cur[b * H + j];
+      continue;
+    }
+    const T* g = p.gates + row * G;
+    const float dh_total = to_float(dh_cur[b * H + j]) + to_float(p.dy[row * H + j]);
+    const auto r = math::lstm_backward_point<math::StdActivations>(
+        to_float(g[j]), to_float(g[H + j]), to_float(g[2 * H + j]), to_float(g[3 * H + j]),
+        to_float(p.c_prev[row * H + j]), dh_total, to_float(p.dc[b * H + j]));
+    const float da[4] = {r.da_i, r.da_f, r.da_g, r.da_o};
+    for (int k = 0; k < 4; ++k) dg[k * H + j] = from_float<T>(da[k]);
+    p.dc[b * H + j] = from_float<T>(r.dc_prev);
+    dh_next[b * H + j] = from_float<T>(0.0f);  // an LSTM's h reaches h_prev through w_hh only
+  }
+}
+
+// dh_next[b, j] += sum_r dG[row(b)][r] * w[r][j] over valid rows, for the block's units.
+template <typename T>
+__device__ void recurrent_gradient(const StepOrder& order, int64_t s, int64_t B, int64_t H,
+                                   int64_t U, int64_t gates, const T* __restrict__ dg_all,
+                                   const float* __restrict__ w_s, T* __restrict__ dh_next,
+                                   int block) {
+  const int64_t G = gates * H, u0 = int64_t(block) * U;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
+    if (j >= H || !order.valid(s, b)) continue;
+    const T* dg = dg_all + (order.time(s, b) * B + b) * G;
+    float sum = 0.0f;
+    for (int64_t r = 0; r < G; ++r) sum += to_float(dg[r]) * w_s[r * U + jl];
+    dh_next[b * H + j] = from_float<T>(to_float(dh_next[b * H + j]) + sum);
+  }
+}
+
+template <typename T>
+__device__ void lstm_backward_phase_b(const PersistentLstmBackward<T>& p, int64_t s, int block,
+                                      float* smem) {
+  const int64_t i_step = p.order.steps - 1 - s;
+  recurrent_gradient(p.order, s, p.B, p.H, p.U, 4, p.dgates, smem,
+                     p.dh_buf + ((i_step + 1) & 1) * p.B * p.H, block);
+}
+
+template <typename T>
+struct PersistentGruBackward {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *w_hh, *gates, *h_prev, *dy;  // saved gates [T, B, 4H], h_prev [T, B, H]
+  T *dh_buf, *dgx, *dgh;                // dgx, dgh [T, B, 3H], every row written
+};
+
+template <typename T>
+__device__ void gru_backward_phase_a(const PersistentGruBackward<T>& p, int64_t s, int block,
+                                     float*) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 3 * H, S = 4 * H, u0 = int64_t(block) * U;
+  const int64_t i_step = p.order.steps - 1 - s;
+  const T* dh_cur = p.dh_buf + (i_step & 1) * B * H;
+  T* dh_next = p.dh_buf + ((i_step + 1) & 1) * B * H;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, j = u0 + (i - b * U);
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    T* dgh = p.dgh + row * G;
+    T* dgx = p.dgx + row * G;
+    if (!p.order.valid(s, b)) {
+      for (int k = 0; k < 3; ++k) dgh[k * H + j] = dgx[k * H + j] = from_float<T>(0.0f);
+      dh_next[b * H + j] = dh_cur[b * H + j];
+      continue;
+    }
+    const T* g = p.gates + row * S;
+    const float r = to_float(g[j]), z = to_float(g[H + j]), n = to_float(g[2 * H + j]);
+    const float dh_total = to_float(dh_cur[b * H + j]) + to_float(p.dy[row * H + j]);
+    const auto bg = math::gru_blend_backward(z, n, to_float(p.h_prev[row * H + j]), dh_total);
+    const float da_r = math::sigmoid_grad(r, bg.da_n * to_float(g[3 * H + j]));
+    const float h_side[3] = {da_r, bg.da_z, bg.da_n * r};
+    const float x_side[3] = {da_r, bg.da_z, bg.da_n};
+    for (int k = 0; k < 3; ++k) {
+      dgh[k * H + j] = from_float<T>(h_side[k]);
+      dgx[k * H + j] = from_float<T>(x_side[k]);
+    }
+    dh_next[b * H + j] = from_float<T>(bg.dh_prev);  // the direct path z * dh
+  }
+}
+
+template <typename T>
+__device__ void gru_backward_phase_b(const PersistentGruBackward<T>& p, int64_t s, int block,
+                                     float* smem) {
+  const int64_t i_step = p.order.steps - 1 - s;
+  recurrent_gradient(p.order, s, p.B, p.H, p.U, 3, p.dgh, smem,
+                     p.dh_buf + ((i_step + 1) & 1) * p.B * p.H, block);
+}
+
 // ---------------------------------------------------------------- launching
 
+template <typename Params>
+using PersistentPhase = void (*)(const Params&, int64_t, int, float*);
+
 #if !defined(FUSEDRNN_CUDA_EMULATION)
-template <typename Params, void (*Step)(const Params&, int64_t, int, float*)>
+template <typename Params, PersistentPhase<Params> Step>
 __global__ void __launch_bounds__(kPersistentThreads)
-    persistent_forward(Params p, int64_t steps, int gates, int64_t P) {
+    persistent_forward(Params p, int gates) {
   extern __shared__ float smem[];
   cooperative_groups::grid_group grid = cooperative_groups::this_grid();
-  load_weight_slice(p.w_hh, gates, p.H, P, p.U, blockIdx.x, smem);
+  load_weight_slice(p.w_hh, gates, p.H, p.H, p.U, blockIdx.x, smem);
   __syncthreads();
-  for (int64_t s = 0; s < steps; ++s) {
+  for (int64_t s = 0; s < p.order.steps; ++s) {
     Step(p, s, blockIdx.x, smem);
     grid.sync();  // every block's units of the next state are written
   }
 }
-#endif
+
+template <typename Params, PersistentPhase<Params> PhaseA, PersistentPhase<Params> PhaseB>
+__global__ void __launch_bounds__(kPersistentThreads)
+    persistent_backward(Params p, int gates) {
+  extern __shared__ float smem[];
+  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  load_weight_columns(p.w_hh, gates, p.H, p.U, blockIdx.x, smem);
+  __syncthreads();
+  for (int64_t s = p.order.steps - 1; s >= 0; --s) {
+    PhaseA(p, s, blockIdx.x, smem);
+    grid.sync();  // the step's gate gradients of every unit are written
+    PhaseB(p, s, blockIdx.x, smem);
+    grid.sync();  // every block's units of dh_prev are written
+  }
+}
 
 // Can `kernel` run `blocks` blocks of kPersistentThreads threads with `smem` bytes each, all
 // resident at once, on the current device?
 template <typename Kernel>
 bool persistent_fits(Kernel kernel, int blocks, size_t smem) {
-#if defined(FUSEDRNN_CUDA_EMULATION)
-  (void)kernel, (void)blocks, (void)smem;
-  return true;
-#else
   int device = 0, coop = 0, sms = 0, optin = 0, per_sm = 0;
   FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
   FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
@@ -243,57 +393,86 @@ bool persistent_fits(Kernel kernel, int blocks, size_t smem) {
   FUSEDRNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel,
                                                                     kPersistentThreads, smem));
   return per_sm > 0 && blocks <= per_sm * sms;
-#endif
 }
 
-inline int multiprocessor_count() {
-#if defined(FUSEDRNN_CUDA_EMULATION)
-  return 3;  // a few blocks, so that the emulation splits units and leaves a partial block
-#else
+// Plans `kernel` and, when it fits, launches it cooperatively with (p with U set, gates).
+template <typename Params, typename Kernel, typename SmemFor>
+bool launch_persistent(Kernel kernel, const Params& p, int gates, SmemFor smem_for,
+                       cudaStream_t stream) {
   int device = 0, sms = 0;
   FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
   FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return sms;
-#endif
-}
-
-// Plans and, when it fits, runs the persistent forward of Step over `steps` steps; returns
-// false (nothing enqueued) when it does not fit.
-template <typename Params, void (*Step)(const Params&, int64_t, int, float*)>
-bool run_persistent(const Params& p, int64_t steps, int gates, cudaStream_t stream) {
-  const int64_t P = p.H;  // no projection in these cells
-#if defined(FUSEDRNN_CUDA_EMULATION)
-  const PersistentPlan plan = plan_persistent(gates, p.B, p.H, P, multiprocessor_count(),
-                                              [](int, size_t) { return true; });
-  if (!plan.ok) return false;
-  (void)stream;
-  std::vector<float> smem(plan.smem / sizeof(float));
-  for (int64_t s = 0; s < steps; ++s)  // block after block: the grid barrier is the loop
-    for (int block = 0; block < plan.blocks; ++block) {
-      load_weight_slice(p.w_hh, gates, p.H, P, plan.units, block, smem.data());
-      Params q = p;
-      q.U = plan.units;
-      Step(q, s, block, smem.data());
-    }
-  count_persistent_launch();
-  return true;
-#else
-  auto kernel = persistent_forward<Params, Step>;
-  const PersistentPlan plan =
-      plan_persistent(gates, p.B, p.H, P, multiprocessor_count(),
-                      [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
+  const PersistentPlan plan = plan_persistent(
+      p.B, p.H, sms, smem_for,
+      [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
   if (!plan.ok) return false;
   Params q = p;
   q.U = plan.units;
-  int64_t steps_arg = steps;
   int gates_arg = gates;
-  int64_t p_arg = P;
-  void* args[] = {&q, &steps_arg, &gates_arg, &p_arg};
+  void* args[] = {&q, &gates_arg};
   FUSEDRNN_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(kernel),
                                                   dim3(plan.blocks), dim3(kPersistentThreads),
                                                   args, plan.smem, stream));
   count_persistent_launch();
   return true;
+}
+#else
+constexpr int kEmulatedMultiprocessors = 3;  // a few blocks: units split, last block partial
+
+template <typename SmemFor>
+PersistentPlan emulated_plan(int64_t B, int64_t H, SmemFor smem_for) {
+  return plan_persistent(B, H, kEmulatedMultiprocessors, smem_for,
+                         [](int, size_t) { return true; });
+}
+#endif
+
+// The forward time loop of Step as one persistent launch; false (nothing enqueued) when it is
+// disabled or does not fit.
+template <typename Params, PersistentPhase<Params> Step>
+bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
+  const auto smem_for = [&](int64_t U) { return forward_smem_bytes(gates, U, p.B, p.H); };
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  (void)stream;
+  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  if (!plan.ok) return false;
+  Params q = p;
+  q.U = plan.units;
+  std::vector<float> smem(plan.smem / sizeof(float));
+  for (int64_t s = 0; s < p.order.steps; ++s)  // block after block: the loop is the barrier
+    for (int block = 0; block < plan.blocks; ++block) {
+      load_weight_slice(p.w_hh, gates, p.H, p.H, plan.units, block, smem.data());
+      Step(q, s, block, smem.data());
+    }
+  count_persistent_launch();
+  return true;
+#else
+  return launch_persistent(persistent_forward<Params, Step>, p, gates, smem_for, stream);
+#endif
+}
+
+// The backward time loop of PhaseA / PhaseB as one persistent launch; false as above.
+template <typename Params, PersistentPhase<Params> PhaseA, PersistentPhase<Params> PhaseB>
+bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
+  const auto smem_for = [&](int64_t U) { return backward_smem_bytes(gates, U, p.H); };
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  (void)stream;
+  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  if (!plan.ok) return false;
+  Params q = p;
+  q.U = plan.units;
+  std::vector<float> smem(plan.smem / sizeof(float));
+  for (int64_t s = p.order.steps - 1; s >= 0; --s) {
+    for (int block = 0; block < plan.blocks; ++block) PhaseA(q, s, block, smem.data());
+    for (int block = 0; block < plan.blocks; ++block) {
+      load_weight_columns(p.w_hh, gates, p.H, plan.units, block, smem.data());
+      PhaseB(q, s, block, smem.data());
+    }
+  }
+  count_persistent_launch();
+  return true;
+#else
+  return launch_persistent(persistent_backward<Params, PhaseA, PhaseB>, p, gates, smem_for,
+                           stream);
 #endif
 }
 
