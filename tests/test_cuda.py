@@ -290,6 +290,22 @@ def test_torch_tensors_in_torch_tensors_out(torch_cuda, variant, dtype):
     assert_close_at(to_host(grads), reference_backward(q, cache), tol, describe(q))
 
 
+class OnlyInterface:
+    """A GPU array known only by its __cuda_array_interface__ (as Numba's, say)."""
+
+    def __init__(self, a):
+        self.__cuda_array_interface__ = a.__cuda_array_interface__
+
+
+def test_foreign_cuda_arrays_come_back_as_cupy(cp):
+    p = make_problem(rng_for("foreign"), "gru", 5, 3, 4, 6, dtype=np.float32)
+    g = to_device(cp, p)
+    y, hn, _ = fusedrnn.gru_forward(OnlyInterface(g.x), OnlyInterface(g.w_ih), g.w_hh)
+    assert isinstance(y, cp.ndarray)
+    y_ref, _, _ = fusedrnn.gru_forward(g.x, g.w_ih, g.w_hh)
+    np.testing.assert_array_equal(y.get(), y_ref.get())
+
+
 def test_runs_on_the_current_stream(cp):
     p = make_problem(rng_for("stream"), "lstm", 30, 16, 32, 64, dtype=np.float32)
     expected, _ = gpu_run(cp, p)
