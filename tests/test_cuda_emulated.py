@@ -57,6 +57,7 @@ def emulated_module():
     spec = importlib.util.spec_from_file_location("_cuda_emulated", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.path = path
     return module
 
 
@@ -342,3 +343,21 @@ def test_workspace_too_small_is_an_error(emulated):
                 workspace_bytes=need - 1)
     with pytest.raises(ValueError, match="workspace too small"):
         emulated.gru_forward(args)
+
+
+def test_gpu_test_file_runs_on_the_emulation(emulated_module):
+    """tests/test_cuda.py itself, with a stand-in CuPy over host memory (cuda_emulation/
+    fake_cupy.py): checks the GPU tests and fusedrnn.cuda's CuPy adapter before any GPU does.
+    The two largest persistent-kernel shapes are left to the GPU (minutes at -O0)."""
+    env = dict(os.environ, FUSEDRNN_CUDA_EMULATED=emulated_module.path,
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "tests", "cuda_emulation"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    env.pop("LD_PRELOAD", None)  # a plain child even under .ci/sanitize
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "fake_cupy", "-p", "no:cacheprovider",
+         os.path.join(ROOT, "tests", "test_cuda.py"),
+         "-k", "not 40x16x32x256 and not 20x16x16x1000"],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    tail = "\n".join(result.stdout.splitlines()[-25:])
+    assert result.returncode == 0, tail
+    assert " passed" in tail and "failed" not in tail, tail
