@@ -3,6 +3,8 @@
 // so its step is two GEMMs (h @ w_hh[:2H]^T, then (r * h) @ w_hn^T), each followed by its half
 // of the gate math. Backward mirrors them; then the weight and input gradients are single
 // GEMMs over all T*B rows and the bias gradients column sums, as on the CPU.
+// Small batches (without a projection; linear_before_reset for the GRU) may run each time loop
+// as one persistent launch instead: persistent.cuh, opt-in with FUSEDRNN_CUDA_PERSISTENT=1.
 #include <cuda_runtime.h>
 
 #include "api.hpp"

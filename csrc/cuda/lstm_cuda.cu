@@ -3,6 +3,8 @@
 // projection: a second GEMM, h_tilde @ w_hr^T, and a small kernel that moves it into the state).
 // Backward: per step the pointwise kernel and the GEMM dh += dG @ w_hh; then the weight and
 // input gradients as single GEMMs over all T*B rows, and the bias gradients as column sums.
+// Small batches (without a projection; linear_before_reset for the GRU) may run each time loop
+// as one persistent launch instead: persistent.cuh, opt-in with FUSEDRNN_CUDA_PERSISTENT=1.
 #include <cuda_runtime.h>
 
 #include "api.hpp"
