@@ -2,6 +2,7 @@
 
     python bench/compare.py                      # the default grid, every installed peer
     python bench/compare.py --shapes 100x16x256 --cells lstm --repeat 7 --plot speed.png
+    python bench/compare.py --device cuda          # the CUDA backend against cuDNN (cuda_peers.py)
 
 Shapes are TxBxH (I = H). Each cell of the table is the minimum over --repeat runs, with the
 libraries interleaved run by run so that a noisy machine hurts them alike. Ratios are
@@ -122,7 +123,18 @@ def main(argv=None):
     parser.add_argument("--settle", type=float, default=0.3,
                         help="idle seconds before each timed call (lets spinning pools sleep)")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the ratios here")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: fusedrnn's CUDA backend against PyTorch's cuDNN on one GPU")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                        help="storage dtype of the --device cuda runs")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        import cuda_peers
+
+        results = cuda_peers.main(args, parse_shape)
+        if args.plot:
+            plot(results, ["cudnn"], args.plot)
+        return
 
     fusedrnn.set_num_threads(args.threads)
     try:

@@ -10,7 +10,7 @@ implementation the kernels are tested against.
 # Loads OpenBLAS globally before the extension needs its symbols (scipy-openblas32's pattern).
 import scipy_openblas32 as _scipy_openblas32  # noqa: F401
 
-from . import _core, optim
+from . import _core, cuda, optim
 from .functional import (
     GruCellGrads,
     GruGrads,

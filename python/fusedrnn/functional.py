@@ -11,6 +11,11 @@ Arrays of one call share one dtype (float32 or float64); other array-likes are c
 with ``numpy.asarray``. Missing biases and initial states are zeros; a missing upstream
 gradient counts as zeros. The GIL is released while the kernels run.
 
+GPU arrays (CuPy, PyTorch CUDA tensors, ``__cuda_array_interface__`` / CUDA DLPack objects)
+run on the CUDA backend (``fusedrnn.cuda``) and come back as arrays of the same library on the
+same device; NumPy input runs on the CPU. One call's arrays are all on the host or all on one
+GPU (``lengths`` may be either).
+
 (``_threads``, private: a per-call cap on the kernels' threads, 0 meaning set_num_threads';
 the modules use it to run the two directions of a layer side by side.)
 """
@@ -20,7 +25,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _core
+from . import _core, cuda
 
 LstmGrads = namedtuple("LstmGrads", "dx dh0 dc0 dw_ih dw_hh db_ih db_hh dw_hr")
 LstmGrads.__doc__ = "Gradients of lstm_forward's inputs (db_* None without that bias, dw_hr None without projection)."
@@ -33,7 +38,9 @@ GruCellGrads.__doc__ = "Gradients of gru_cell's inputs."
 
 
 def _array(a):
-    return a if a is None or isinstance(a, np.ndarray) else np.asarray(a)
+    if a is None or isinstance(a, np.ndarray) or cuda.is_device_array(a):
+        return a
+    return np.asarray(a)
 
 
 def _arrays(*args):
@@ -57,8 +64,8 @@ def _check_out(out, names, inputs):
     return out
 
 
-def _check_saved(saved, kind, forward):
-    if not isinstance(saved, kind):
+def _check_saved(saved, kinds, forward):
+    if not isinstance(saved, kinds):
         hint = " (was the forward run with training=True?)" if saved is None else ""
         raise TypeError(
             f"saved: expected the saved object of {forward}(..., training=True), "
@@ -77,6 +84,9 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
     step back to t = 0 (the backward direction of a bidirectional layer). ``out=(y, hn, cn)``:
     C-contiguous arrays of the right shape and dtype to write the outputs into (returned).
     """
+    if cuda.any_on_device(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr):
+        return cuda.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr=w_hr, lengths=lengths,
+                                 reverse=reverse, training=training, out=out)
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = inputs = _arrays(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths)
     out = _check_out(out, ("y", "hn", "cn"), inputs)
@@ -90,7 +100,9 @@ def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
     dy (T, B, P) is the gradient of y (entries past a sequence's length are ignored), dhn
     (B, P) and dcn (B, H) those of the final states. Returns LstmGrads.
     """
-    _check_saved(saved, _core.LstmSaved, "lstm_forward")
+    _check_saved(saved, (_core.LstmSaved, cuda.LstmSaved), "lstm_forward")
+    if isinstance(saved, cuda.LstmSaved):
+        return LstmGrads(*cuda.lstm_backward(saved, dy, dhn, dcn))
     return LstmGrads(*_core.lstm_backward(saved, *_arrays(dy, dhn, dcn), _threads))
 
 
@@ -103,6 +115,10 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
     n = tanh(W_in x + b_in + W_hn (r * h) + b_hn). ``lengths`` and ``reverse`` as for
     lstm_forward; ``out=(y, hn)`` likewise.
     """
+    if cuda.any_on_device(x, w_ih, w_hh, b_ih, b_hh, h0):
+        return cuda.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=lengths, reverse=reverse,
+                                linear_before_reset=linear_before_reset, training=training,
+                                out=out)
     x, w_ih, w_hh, b_ih, b_hh, h0, lengths = inputs = _arrays(
         x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
     out = _check_out(out, ("y", "hn"), inputs)
@@ -112,7 +128,9 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
 
 def gru_backward(saved, dy, dhn=None, *, _threads=0):
     """Gradients of a GRU layer from the ``saved`` of a training gru_forward: GruGrads."""
-    _check_saved(saved, _core.GruSaved, "gru_forward")
+    _check_saved(saved, (_core.GruSaved, cuda.GruSaved), "gru_forward")
+    if isinstance(saved, cuda.GruSaved):
+        return GruGrads(*cuda.gru_backward(saved, dy, dhn))
     return GruGrads(*_core.gru_backward(saved, *_arrays(dy, dhn), _threads))
 
 
@@ -135,9 +153,10 @@ def _one_step(name, a, shape=None):
     a = _array(a)
     form = "(B, I)" if name == "x" else "(B, H)"
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array {form}, got shape {a.shape}")
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"{name}: expected shape (B={shape[0]}, H={shape[1]}), got {a.shape}")
+        raise ValueError(f"{name}: expected a 2-D array {form}, got shape {tuple(a.shape)}")
+    if shape is not None and tuple(a.shape) != shape:
+        raise ValueError(f"{name}: expected shape (B={shape[0]}, H={shape[1]}), got "
+                         f"{tuple(a.shape)}")
     return a[None]
 
 
@@ -158,7 +177,7 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=False):
 
 def lstm_cell_backward(saved, dh1, dc1=None):
     """Gradients of lstm_cell from its ``saved``: LstmCellGrads (dh, dc: of h and c)."""
-    _check_saved(saved, _core.LstmSaved, "lstm_cell")
+    _check_saved(saved, (_core.LstmSaved, cuda.LstmSaved), "lstm_cell")
     with _renamed({"dy": "dh1", "dcn": "dc1"}):
         g = lstm_backward(saved, _one_step("dh1", dh1, _cell_output_shape(saved)), None, dc1)
     return LstmCellGrads(g.dx[0], g.dh0, g.dc0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)
@@ -178,7 +197,7 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, linear_before_reset=True
 
 def gru_cell_backward(saved, dh1):
     """Gradients of gru_cell from its ``saved``: GruCellGrads (dh: of h)."""
-    _check_saved(saved, _core.GruSaved, "gru_cell")
+    _check_saved(saved, (_core.GruSaved, cuda.GruSaved), "gru_cell")
     with _renamed({"dy": "dh1"}):
         g = gru_backward(saved, _one_step("dh1", dh1, _cell_output_shape(saved)))
     return GruCellGrads(g.dx[0], g.dh0, g.dw_ih, g.dw_hh, g.db_ih, g.db_hh)

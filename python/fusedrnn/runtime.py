@@ -4,7 +4,7 @@ import operator
 import os
 import platform
 
-from . import _core
+from . import _core, cuda
 
 
 def set_num_threads(n):
@@ -30,7 +30,7 @@ def info():
         "cpu_simd": _core.cpu_simd_level(),
         "blas": "scipy-openblas32 " + _core.blas_info().strip(),
         "threads": get_num_threads(),
-        "cuda": "no (this build has no CUDA backend)",
+        "cuda": cuda.device_info(),
     }
 
 

@@ -1,0 +1,479 @@
+// Persistent forward kernels for small batches (cuDNN's PERSIST algorithms): the whole time
+// loop is one cooperative launch. Block k owns hidden units [k*U, (k+1)*U) and keeps their
+// rows of w_hh (G*U rows of P values, in float32) in shared memory for all T steps, so w_hh is
+// read from DRAM once per call instead of once per step; per step it reads the state h
+// [B, P] (from L2), computes its gates' recurrent products, runs the same pointwise math as
+// the per-step kernels and writes its units of the next state; a grid-wide barrier ends the
+// step. The state is double-buffered in h_buf [2, B, P]: step s reads h_buf[s & 1] and writes
+// h_buf[(s + 1) & 1].
+//
+// Scope: the LSTM without projection and the linear_before_reset GRU, forward and backward
+// (see "backward" below), when the slices fit in shared memory; everything else takes the
+// cuBLAS path.
+// Opt-in for now (FUSEDRNN_CUDA_PERSISTENT=1) until a GPU session has measured it.
+//
+// The block's work per step is a device function over block-stride loops, so that the host
+// emulation (tests/cuda_emulation) can run it block after block, step after step.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "api.hpp"
+#include "cuda_check.hpp"
+#include "fusedrnn/gate_math.hpp"
+#include "half_types.cuh"
+#include "step_order.cuh"
+
+#if !defined(FUSEDRNN_CUDA_EMULATION)
+#include <cooperative_groups.h>
+#endif
+
+namespace fusedrnn::cuda {
+
+constexpr int kPersistentThreads = 256;
+constexpr int64_t kPersistentMaxBatch = 32;  // above this the per-step cuBLAS GEMM wins (to measure)
+
+// How a persistent launch splits the units; ok false: it does not fit, take the cuBLAS path.
+struct PersistentPlan {
+  bool ok = false;
+  int blocks = 0;
+  int64_t units = 0;  // U: units per block (the last block may have fewer)
+  size_t smem = 0;    // dynamic shared memory per block, bytes
+};
+
+// Forward shared memory (floats; rows padded to P + 1 so that threads reading different rows
+// at the same k hit different banks): w [G*U][P+1], h [B][P+1], acc [B][G*U].
+inline size_t forward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t P) {
+  return sizeof(float) * static_cast<size_t>(gates * U * (P + 1) + B * (P + 1) + B * gates * U);
+}
+
+// Backward shared memory: the block's columns of w_hh, w [G*H][U] (float).
+inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t H) {
+  return sizeof(float) * static_cast<size_t>(gates * H * U);
+}
+
+inline bool persistent_enabled() {
+  const char* v = std::getenv("FUSEDRNN_CUDA_PERSISTENT");
+  return v && std::strcmp(v, "1") == 0;
+}
+
+// One block per multiprocessor (a cooperative launch needs every block resident at once):
+// U = ceil(H / SMs) units per block. `smem_for(U)`: the bytes a block needs; `fits(blocks,
+// smem)`: the device's per-block limit allows it and all blocks can be resident.
+template <typename SmemFor, typename Fits>
+PersistentPlan plan_persistent(int64_t B, int64_t H, int sms, SmemFor smem_for, Fits fits) {
+  PersistentPlan plan;
+  if (!persistent_enabled() || B > kPersistentMaxBatch || H == 0 || sms <= 0) return plan;
+  plan.units = (H + sms - 1) / sms;
+  plan.blocks = static_cast<int>((H + plan.units - 1) / plan.units);
+  plan.smem = smem_for(plan.units);
+  plan.ok = fits(plan.blocks, plan.smem);
+  return plan;
+}
+
+// Block `block`'s rows of w [gates*H, P]: local row k*U + jl is gate k of unit block*U + jl
+// (zeros past H).
+template <typename T>
+__device__ void load_weight_slice(const T* __restrict__ w, int64_t gates, int64_t H, int64_t P,
+                                  int64_t U, int block, float* __restrict__ w_s) {
+  const int64_t u0 = int64_t(block) * U, ld = P + 1;
+  for (int64_t i = threadIdx.x; i < gates * U * P; i += blockDim.x) {
+    const int64_t r = i / P, k = i - r * P, g = r / U, j = u0 + (r - g * U);
+    w_s[r * ld + k] = j < H ? to_float(w[(g * H + j) * P + k]) : 0.0f;
+  }
+}
+
+// Block `block`'s columns of w [gates*H, H]: w_s[r * U + jl] = w[r, block*U + jl] (zeros
+// past H), for the backward's dh_prev = dG @ w_hh restricted to the block's units.
+template <typename T>
+__device__ void load_weight_columns(const T* __restrict__ w, int64_t gates, int64_t H,
+                                    int64_t U, int block, float* __restrict__ w_s) {
+  const int64_t u0 = int64_t(block) * U;
+  for (int64_t i = threadIdx.x; i < gates * H * U; i += blockDim.x) {
+    const int64_t r = i / U, j = u0 + (i - r * U);
+    w_s[i] = j < H ? to_float(w[r * H + j]) : 0.0f;
+  }
+}
+
+// acc [B][rows] = h_s [B][P] @ w_s[rows][P]^T, after loading h [B, P] into h_s.
+template <typename T>
+__device__ void recurrent_products(const T* __restrict__ h, const float* __restrict__ w_s,
+                                   int64_t rows, int64_t B, int64_t P, float* __restrict__ h_s,
+                                   float* __restrict__ acc) {
+  const int64_t ld = P + 1;
+  for (int64_t i = threadIdx.x; i < B * P; i += blockDim.x) {
+    const int64_t b = i / P;
+    h_s[b * ld + (i - b * P)] = to_float(h[i]);
+  }
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < B * rows; i += blockDim.x) {
+    const int64_t b = i / rows, r = i - b * rows;
+    const float* wr = w_s + r * ld;
+    const float* hb = h_s + b * ld;
+    float sum = 0.0f;
+    for (int64_t k = 0; k < P; ++k) sum += wr[k] * hb[k];
+    acc[i] = sum;
+  }
+  __syncthreads();
+}
+
+// ---------------------------------------------------------------- LSTM
+
+template <typename T>
+struct PersistentLstm {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *xproj, *w_hh, *b_ih, *b_hh;  // xproj [T, B, 4H]; w_hh [4H, H]
+  T *h_buf, *c, *y;                     // h_buf [2, B, H]; c [B, H] in place; y [T, B, H]
+  T *gates, *c_prev, *h_prev;           // saved (training) or null
+};
+
+template <typename T, bool kSave>
+__device__ void lstm_persistent_step(const PersistentLstm<T>& p, int64_t s, int block,
+                                     float* smem) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 4 * H, u0 = int64_t(block) * U;
+  const T* h_cur = p.h_buf + (s & 1) * B * H;
+  T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
+  float* acc = smem + 4 * U * (H + 1) + B * (H + 1);
+  recurrent_products(h_cur, smem, 4 * U, B, H, smem + 4 * U * (H + 1), acc);
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    if (!p.order.valid(s, b)) {  // padding: the state carries over, y and saved rows are 0
+      h_next[b * H + j] = h_cur[b * H + j];
+      p.y[row * H + j] = from_float<T>(0.0f);
+      if (kSave) {
+        for (int k = 0; k < 4; ++k) p.gates[row * G + k * H + j] = from_float<T>(0.0f);
+        p.c_prev[row * H + j] = p.h_prev[row * H + j] = from_float<T>(0.0f);
+      }
+      continue;
+    }
+    float a[4];
+    for (int k = 0; k < 4; ++k) {
+      const int64_t u = k * H + j;
+      a[k] = to_float(p.xproj[row * G + u]) + acc[b * 4 * U + k * U + jl] +
+             load_or_zero(p.b_ih, u) + load_or_zero(p.b_hh, u);
+    }
+    T* c = p.c + b * H + j;
+    const auto r = math::lstm_forward_point<math::StdActivations>(a[0], a[1], a[2], a[3],
+                                                                  to_float(*c));
+    if (kSave) {
+      const float g[4] = {r.i, r.f, r.g, r.o};
+      for (int k = 0; k < 4; ++k) p.gates[row * G + k * H + j] = from_float<T>(g[k]);
+      p.c_prev[row * H + j] = *c;
+      p.h_prev[row * H + j] = h_cur[b * H + j];
+    }
+    *c = from_float<T>(r.c);
+    h_next[b * H + j] = p.y[row * H + j] = from_float<T>(r.h);
+  }
+}
+
+// ---------------------------------------------------------------- GRU (linear_before_reset)
+
+template <typename T>
+struct PersistentGru {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *xproj, *w_hh, *b_ih, *b_hh;  // xproj [T, B, 3H]; w_hh [3H, H]
+  T *h_buf, *y;                         // h_buf [2, B, H]; y [T, B, H]
+  T *gates, *h_prev;                    // saved (training: gates [T, B, 4H]) or null
+};
+
+template <typename T, bool kSave>
+__device__ void gru_persistent_step(const PersistentGru<T>& p, int64_t s, int block,
+                                    float* smem) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 3 * H, S = 4 * H, u0 = int64_t(block) * U;
+  const T* h_cur = p.h_buf + (s & 1) * B * H;
+  T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
+  float* acc = smem + 3 * U * (H + 1) + B * (H + 1);
+  recurrent_products(h_cur, smem, 3 * U, B, H, smem + 3 * U * (H + 1), acc);
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    if (!p.order.valid(s, b)) {
+      h_next[b * H + j] = h_cur[b * H + j];
+      p.y[row * H + j] = from_float<T>(0.0f);
+      if (kSave) {
+        for (int k = 0; k < 4; ++k) p.gates[row * S + k * H + j] = from_float<T>(0.0f);
+        p.h_prev[row * H + j] = from_float<T>(0.0f);
+      }
+      continue;
+    }
+    const T* xr = p.xproj + row * G;
+    const float* hr = acc + b * 3 * U + jl;  // gate k at hr[k * U]
+    const float a_r = to_float(xr[j]) + hr[0] + load_or_zero(p.b_ih, j) + load_or_zero(p.b_hh, j);
+    const float a_z = to_float(xr[H + j]) + hr[U] + load_or_zero(p.b_ih, H + j) +
+                      load_or_zero(p.b_hh, H + j);
+    const float x_n = to_float(xr[2 * H + j]) + load_or_zero(p.b_ih, 2 * H + j);
+    const float hn_lin = hr[2 * U] + load_or_zero(p.b_hh, 2 * H + j);
+    const T h_old = h_cur[b * H + j];
+    const auto r = math::gru_forward_point_lbr<math::StdActivations>(a_r, a_z, x_n, hn_lin,
+                                                                     to_float(h_old));
+    if (kSave) {
+      const float g[4] = {r.r, r.z, r.n, hn_lin};
+      for (int k = 0; k < 4; ++k) p.gates[row * S + k * H + j] = from_float<T>(g[k]);
+      p.h_prev[row * H + j] = h_old;
+    }
+    h_next[b * H + j] = p.y[row * H + j] = from_float<T>(r.h);
+  }
+}
+
+// ---------------------------------------------------------------- backward
+// Per step two phases with a grid barrier after each: (A) the pointwise backward of the block's
+// units for every row, writing the gate gradients into the time-major dG array the weight
+// GEMMs read anyway, and the direct part of dh_prev; (B) dh_prev[:, units] += dG_step @
+// w_hh[:, units] with the block's columns of w_hh in shared memory and the step's dG rows read
+// from L2. dh is double-buffered in dh_buf [2, B, H]: the i-th step processed (s = T-1-i)
+// reads dh_buf[i & 1] and writes dh_buf[(i + 1) & 1].
+
+template <typename T>
+struct PersistentLstmBackward {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *w_hh, *gates, *c_prev, *dy;  // saved gates [T, B, 4H], c_prev [T, B, H]; dy [T, B, H]
+  T *dh_buf, *dc, *dgates;              // dc [B, H] in place; dgates [T, B, 4H], every row
+};
+
+template <typename T>
+__device__ void lstm_backward_phase_a(const PersistentLstmBackward<T>& p, int64_t s, int block,
+                                      float*) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 4 * H, u0 = int64_t(block) * U;
+  const int64_t i_step = p.order.steps - 1 - s;
+  const T* dh_cur = p.dh_buf + (i_step & 1) * B * H;
+  T* dh_next = p.dh_buf + ((i_step + 1) & 1) * B * H;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, j = u0 + (i - b * U);
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    T* dg = p.dgates + row * G;
+    if (!p.order.valid(s, b)) {  // padding: the gradient passes through
+      for (int k = 0; k < 4; ++k) dg[k * H + j] = from_float<T>(0.0f);
+      dh_next[b * H + j] = dh_cur[b * H + j];
+      continue;
+    }
+    const T* g = p.gates + row * G;
+    const float dh_total = to_float(dh_cur[b * H + j]) + to_float(p.dy[row * H + j]);
+    const auto r = math::lstm_backward_point<math::StdActivations>(
+        to_float(g[j]), to_float(g[H + j]), to_float(g[2 * H + j]), to_float(g[3 * H + j]),
+        to_float(p.c_prev[row * H + j]), dh_total, to_float(p.dc[b * H + j]));
+    const float da[4] = {r.da_i, r.da_f, r.da_g, r.da_o};
+    for (int k = 0; k < 4; ++k) dg[k * H + j] = from_float<T>(da[k]);
+    p.dc[b * H + j] = from_float<T>(r.dc_prev);
+    dh_next[b * H + j] = from_float<T>(0.0f);  // an LSTM's h reaches h_prev through w_hh only
+  }
+}
+
+// dh_next[b, j] += sum_r dG[row(b)][r] * w[r][j] over valid rows, for the block's units.
+template <typename T>
+__device__ void recurrent_gradient(const StepOrder& order, int64_t s, int64_t B, int64_t H,
+                                   int64_t U, int64_t gates, const T* __restrict__ dg_all,
+                                   const float* __restrict__ w_s, T* __restrict__ dh_next,
+                                   int block) {
+  const int64_t G = gates * H, u0 = int64_t(block) * U;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
+    if (j >= H || !order.valid(s, b)) continue;
+    const T* dg = dg_all + (order.time(s, b) * B + b) * G;
+    float sum = 0.0f;
+    for (int64_t r = 0; r < G; ++r) sum += to_float(dg[r]) * w_s[r * U + jl];
+    dh_next[b * H + j] = from_float<T>(to_float(dh_next[b * H + j]) + sum);
+  }
+}
+
+template <typename T>
+__device__ void lstm_backward_phase_b(const PersistentLstmBackward<T>& p, int64_t s, int block,
+                                      float* smem) {
+  const int64_t i_step = p.order.steps - 1 - s;
+  recurrent_gradient(p.order, s, p.B, p.H, p.U, 4, p.dgates, smem,
+                     p.dh_buf + ((i_step + 1) & 1) * p.B * p.H, block);
+}
+
+template <typename T>
+struct PersistentGruBackward {
+  StepOrder order;
+  int64_t B, H, U;
+  const T *w_hh, *gates, *h_prev, *dy;  // saved gates [T, B, 4H], h_prev [T, B, H]
+  T *dh_buf, *dgx, *dgh;                // dgx, dgh [T, B, 3H], every row written
+};
+
+template <typename T>
+__device__ void gru_backward_phase_a(const PersistentGruBackward<T>& p, int64_t s, int block,
+                                     float*) {
+  const int64_t B = p.B, H = p.H, U = p.U, G = 3 * H, S = 4 * H, u0 = int64_t(block) * U;
+  const int64_t i_step = p.order.steps - 1 - s;
+  const T* dh_cur = p.dh_buf + (i_step & 1) * B * H;
+  T* dh_next = p.dh_buf + ((i_step + 1) & 1) * B * H;
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, j = u0 + (i - b * U);
+    if (j >= H) continue;
+    const int64_t row = p.order.time(s, b) * B + b;
+    T* dgh = p.dgh + row * G;
+    T* dgx = p.dgx + row * G;
+    if (!p.order.valid(s, b)) {
+      for (int k = 0; k < 3; ++k) dgh[k * H + j] = dgx[k * H + j] = from_float<T>(0.0f);
+      dh_next[b * H + j] = dh_cur[b * H + j];
+      continue;
+    }
+    const T* g = p.gates + row * S;
+    const float r = to_float(g[j]), z = to_float(g[H + j]), n = to_float(g[2 * H + j]);
+    const float dh_total = to_float(dh_cur[b * H + j]) + to_float(p.dy[row * H + j]);
+    const auto bg = math::gru_blend_backward(z, n, to_float(p.h_prev[row * H + j]), dh_total);
+    const float da_r = math::sigmoid_grad(r, bg.da_n * to_float(g[3 * H + j]));
+    const float h_side[3] = {da_r, bg.da_z, bg.da_n * r};
+    const float x_side[3] = {da_r, bg.da_z, bg.da_n};
+    for (int k = 0; k < 3; ++k) {
+      dgh[k * H + j] = from_float<T>(h_side[k]);
+      dgx[k * H + j] = from_float<T>(x_side[k]);
+    }
+    dh_next[b * H + j] = from_float<T>(bg.dh_prev);  // the direct path z * dh
+  }
+}
+
+template <typename T>
+__device__ void gru_backward_phase_b(const PersistentGruBackward<T>& p, int64_t s, int block,
+                                     float* smem) {
+  const int64_t i_step = p.order.steps - 1 - s;
+  recurrent_gradient(p.order, s, p.B, p.H, p.U, 3, p.dgh, smem,
+                     p.dh_buf + ((i_step + 1) & 1) * p.B * p.H, block);
+}
+
+// ---------------------------------------------------------------- launching
+
+template <typename Params>
+using PersistentPhase = void (*)(const Params&, int64_t, int, float*);
+
+#if !defined(FUSEDRNN_CUDA_EMULATION)
+template <typename Params, PersistentPhase<Params> Step>
+__global__ void __launch_bounds__(kPersistentThreads)
+    persistent_forward(Params p, int gates) {
+  extern __shared__ float smem[];
+  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  load_weight_slice(p.w_hh, gates, p.H, p.H, p.U, blockIdx.x, smem);
+  __syncthreads();
+  for (int64_t s = 0; s < p.order.steps; ++s) {
+    Step(p, s, blockIdx.x, smem);
+    grid.sync();  // every block's units of the next state are written
+  }
+}
+
+template <typename Params, PersistentPhase<Params> PhaseA, PersistentPhase<Params> PhaseB>
+__global__ void __launch_bounds__(kPersistentThreads)
+    persistent_backward(Params p, int gates) {
+  extern __shared__ float smem[];
+  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  load_weight_columns(p.w_hh, gates, p.H, p.U, blockIdx.x, smem);
+  __syncthreads();
+  for (int64_t s = p.order.steps - 1; s >= 0; --s) {
+    PhaseA(p, s, blockIdx.x, smem);
+    grid.sync();  // the step's gate gradients of every unit are written
+    PhaseB(p, s, blockIdx.x, smem);
+    grid.sync();  // every block's units of dh_prev are written
+  }
+}
+
+// Can `kernel` run `blocks` blocks of kPersistentThreads threads with `smem` bytes each, all
+// resident at once, on the current device?
+template <typename Kernel>
+bool persistent_fits(Kernel kernel, int blocks, size_t smem) {
+  int device = 0, coop = 0, sms = 0, optin = 0, per_sm = 0;
+  FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (!coop || smem > static_cast<size_t>(optin)) return false;
+  FUSEDRNN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem)));
+  FUSEDRNN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel,
+                                                                    kPersistentThreads, smem));
+  return per_sm > 0 && blocks <= per_sm * sms;
+}
+
+// Plans `kernel` and, when it fits, launches it cooperatively with (p with U set, gates).
+template <typename Params, typename Kernel, typename SmemFor>
+bool launch_persistent(Kernel kernel, const Params& p, int gates, SmemFor smem_for,
+                       cudaStream_t stream) {
+  int device = 0, sms = 0;
+  FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
+  FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const PersistentPlan plan = plan_persistent(
+      p.B, p.H, sms, smem_for,
+      [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
+  if (!plan.ok) return false;
+  Params q = p;
+  q.U = plan.units;
+  int gates_arg = gates;
+  void* args[] = {&q, &gates_arg};
+  FUSEDRNN_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(kernel),
+                                                  dim3(plan.blocks), dim3(kPersistentThreads),
+                                                  args, plan.smem, stream));
+  count_persistent_launch();
+  return true;
+}
+#else
+constexpr int kEmulatedMultiprocessors = 3;  // a few blocks: units split, last block partial
+
+template <typename SmemFor>
+PersistentPlan emulated_plan(int64_t B, int64_t H, SmemFor smem_for) {
+  return plan_persistent(B, H, kEmulatedMultiprocessors, smem_for,
+                         [](int, size_t) { return true; });
+}
+#endif
+
+// The forward time loop of Step as one persistent launch; false (nothing enqueued) when it is
+// disabled or does not fit.
+template <typename Params, PersistentPhase<Params> Step>
+bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
+  const auto smem_for = [&](int64_t U) { return forward_smem_bytes(gates, U, p.B, p.H); };
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  (void)stream;
+  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  if (!plan.ok) return false;
+  Params q = p;
+  q.U = plan.units;
+  std::vector<float> smem(plan.smem / sizeof(float));
+  for (int64_t s = 0; s < p.order.steps; ++s)  // block after block: the loop is the barrier
+    for (int block = 0; block < plan.blocks; ++block) {
+      load_weight_slice(p.w_hh, gates, p.H, p.H, plan.units, block, smem.data());
+      Step(q, s, block, smem.data());
+    }
+  count_persistent_launch();
+  return true;
+#else
+  return launch_persistent(persistent_forward<Params, Step>, p, gates, smem_for, stream);
+#endif
+}
+
+// The backward time loop of PhaseA / PhaseB as one persistent launch; false as above.
+template <typename Params, PersistentPhase<Params> PhaseA, PersistentPhase<Params> PhaseB>
+bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
+  const auto smem_for = [&](int64_t U) { return backward_smem_bytes(gates, U, p.H); };
+#if defined(FUSEDRNN_CUDA_EMULATION)
+  (void)stream;
+  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  if (!plan.ok) return false;
+  Params q = p;
+  q.U = plan.units;
+  std::vector<float> smem(plan.smem / sizeof(float));
+  for (int64_t s = p.order.steps - 1; s >= 0; --s) {
+    for (int block = 0; block < plan.blocks; ++block) PhaseA(q, s, block, smem.data());
+    for (int block = 0; block < plan.blocks; ++block) {
+      load_weight_columns(p.w_hh, gates, p.H, plan.units, block, smem.data());
+      PhaseB(q, s, block, smem.data());
+    }
+  }
+  count_persistent_launch();
+  return true;
+#else
+  return launch_persistent(persistent_backward<Params, PhaseA, PhaseB>, p, gates, smem_for,
+                           stream);
+#endif
+}
+
+}  // namespace fusedrnn::cuda
