@@ -120,4 +120,9 @@ int get_num_threads();
 const char* cpu_simd_level();
 const char* blas_info();
 
+// Diagnostics: the float32 FMA throughput (FLOP/s) of `threads` threads (<= 0: all) running a
+// register-only multiply-add loop at the step kernels' SIMD level for about `seconds`; the
+// arithmetic peak that GEMM rates can be compared with.
+double fma_peak_flops(double seconds, int threads);
+
 }  // namespace fusedrnn
