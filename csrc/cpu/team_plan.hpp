@@ -45,8 +45,7 @@ struct TeamPlan {
       units.push_back(u);
       if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
         PanelSet<T> f(k, lanes);
-        for (int g = 0; g < gates; ++g)
-          f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
+        f.add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
         forward.push_back(std::move(f));
       } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
         PanelSet<T> b(gates * hidden, lanes);
@@ -60,8 +59,7 @@ struct TeamPlan {
   TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
     for (const Range& u : units) {
       PanelSet<T> x(in, lanes);
-      for (int g = 0; g < gates; ++g)
-        x.add_columns(w_ih, in, 1, g * hidden + u.begin, g * hidden + u.end);
+      x.add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
       input.push_back(std::move(x));
     }
     return std::move(*this);
