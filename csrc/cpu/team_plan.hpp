@@ -40,29 +40,38 @@ struct TeamPlan {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / kWorkPerThread})));
-    for (int t = 0; t < threads; ++t) {
-      const Range u = split_range(hidden, threads, t, lanes);
-      units.push_back(u);
-      if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
-        PanelSet<T> f(k, lanes);
-        f.add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
-        forward.push_back(std::move(f));
-      } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
-        PanelSet<T> b(gates * hidden, lanes);
-        b.add_columns(w_hh, 1, k, u.begin, u.end);
-        backward.push_back(std::move(b));
-      }
+    for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
+    if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
+      forward.assign(threads, PanelSet<T>(k, lanes));
+      pack_each(forward, gates, [&](int t, const Range& u) {
+        forward[t].add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
+      });
+    } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
+      backward.assign(threads, PanelSet<T>(gates * hidden, lanes));
+      pack_each(backward, 1, [&](int t, const Range& u) {
+        backward[t].add_columns(w_hh, 1, k, u.begin, u.end);
+      });
     }
   }
 
   // Packs each thread's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
   TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
-    for (const Range& u : units) {
-      PanelSet<T> x(in, lanes);
-      x.add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
-      input.push_back(std::move(x));
-    }
+    input.assign(threads, PanelSet<T>(in, lanes));
+    pack_each(input, gates, [&](int t, const Range& u) {
+      input[t].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
+    });
     return std::move(*this);
+  }
+
+ private:
+  // Each thread packs its own panels (`gates` ranges of its units): in parallel, and the pages
+  // are first touched (and left in cache) on the core that streams them in the time loop.
+  // Allocated here first, so that the workers, which must not throw, never allocate.
+  template <typename Pack>
+  void pack_each(std::vector<PanelSet<T>>& sets, int gates, Pack pack) {
+    for (int t = 0; t < threads; ++t)
+      sets[t].reserve_gate_columns(gates, units[t].begin, units[t].end);
+    parallel_run(threads, [&](int t, SpinBarrier&) { pack(t, units[t]); });
   }
 };
 
