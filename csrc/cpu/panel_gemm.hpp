@@ -105,7 +105,7 @@ FUSEDRNN_HD void panel_rows(int64_t r0, int64_t k, const T* a, int64_t lda, cons
 template <typename T>
 int64_t row_tile(int64_t k) {
   constexpr int64_t kTileBytes = 96 * 1024;
-  const int64_t rows = kTileBytes / (k * int64_t(sizeof(T))) / 4 * 4;
+  const int64_t rows = k > 0 ? kTileBytes / (k * int64_t(sizeof(T))) / 4 * 4 : 4;
   return rows > 4 ? rows : 4;  // no std::max: see gate_rows.hpp on standard-library templates
 }
 
