@@ -27,19 +27,25 @@ struct TeamPlan {
   std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units
   std::vector<PanelSet<T>> input;       // per thread: w_ih rows of its units' gates (forward)
 
-  // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop:
-  // a barrier per step costs more than it saves there, and on a shared (virtual) machine a
-  // descheduled partner stalls every step. Measured on the 2-core AVX2 machine, T=100, B=1,
-  // H=256 LSTM inference (262k per step), median of 15: 4.5 ms on one thread, 11.0 ms on two.
-  static constexpr int64_t kWorkPerThread = int64_t(1) << 20;
+  // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop
+  // (a barrier costs ~0.3 us). Two threads win from batch 1 on: each streams half of w_hh from
+  // its own L2. Measured on the 2-core AVX2 machine, quiet, min of 40: LSTM inference
+  // 1000x1x128 (65k a step) 8.1 ms on one thread, 4.6 on two; 100x1x256 2.6 -> 1.7 ms. On a
+  // busy machine a descheduled partner hands its part over (LoopParts), so two threads cost
+  // about 1 ms more than one there (they used to cost 3-50x).
+  static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
+  // The same for the loops with two barriers a step and no take-over (projection, original
+  // GRU): a descheduled partner stalls them for a time slice, so they split large steps only.
+  static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
-  // panel, at most max_threads threads (0: the team's size).
+  // panel, at most max_threads threads (0: the team's size), min_work: kWorkPerThread or
+  // kLockstepWorkPerThread.
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
-           Panels pack, int max_threads) {
+           Panels pack, int max_threads, int64_t min_work = kWorkPerThread) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
-        1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / kWorkPerThread})));
+        1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
     for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
     if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
       forward.assign(threads, PanelSet<T>(k, lanes));
