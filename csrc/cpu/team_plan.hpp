@@ -28,11 +28,14 @@ struct TeamPlan {
   std::vector<PanelSet<T>> input;       // per thread: w_ih rows of its units' gates (forward)
 
   // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop
-  // (a barrier costs ~0.3 us). Two threads win from batch 1 on: each streams half of w_hh from
-  // its own L2. Measured on the 2-core AVX2 machine, quiet, min of 40: LSTM inference
-  // 1000x1x128 (65k a step) 8.1 ms on one thread, 4.6 on two; 100x1x256 2.6 -> 1.7 ms. On a
-  // busy machine a descheduled partner hands its part over (LoopParts), so two threads cost
-  // about 1 ms more than one there (they used to cost 3-50x).
+  // (a barrier costs ~0.3 us). Two threads can win from batch 1 on, each streaming half of
+  // w_hh from its own L2: on the 2-core AVX2 machine, quiet, min of 40, LSTM inference
+  // 1000x1x128 (65k a step) 8.1 ms on one thread, 4.6 on two. But this machine's two virtual
+  // cores often do not run at once (host load), and a lockstep loop then stalls at every step:
+  // medians of 11-15 ms instead of 4.5-7.5 at 100x1x256 and 1000x1x128 without take-overs.
+  // So a partner that falls behind hands over its part (LoopParts), and for half a second
+  // after a take-over such small problems run on one thread (taken_over_recently); with both,
+  // the medians of two threads are within 10-20 % of one thread's on a noisy host.
   static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
   // The same for the loops with two barriers a step and no take-over (projection, original
   // GRU): a descheduled partner stalls them for a time slice, so they split large steps only.
@@ -46,6 +49,7 @@ struct TeamPlan {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
+    if (work < kLockstepWorkPerThread && taken_over_recently()) threads = 1;
     for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
     if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
       forward.assign(threads, PanelSet<T>(k, lanes));

@@ -61,6 +61,9 @@ int64_t now_ns() {
       .count();
 }
 
+constexpr int64_t kRecentNs = 500000000;
+std::atomic<int64_t> g_last_take_over{-kRecentNs};
+
 }  // namespace
 
 // phase_ holds the phase times 4, plus 1 once a waiting thread has claimed the loop in this
@@ -108,7 +111,10 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
     FUSEDRNN_PAUSE();
     if (spins % 64 == 63 && !claimed_now(w) && now_ns() > deadline) {
       int expected = w;
-      if (phase_.compare_exchange_strong(expected, w | 1, std::memory_order_seq_cst)) break;
+      if (phase_.compare_exchange_strong(expected, w | 1, std::memory_order_seq_cst)) {
+        g_last_take_over.store(now_ns(), std::memory_order_relaxed);
+        break;
+      }
     }
   }
   // Claimed: sleep until the late threads have finished this step (they then leave). The
@@ -244,6 +250,10 @@ namespace {
 constexpr int64_t kPatienceNs = 200000;
 std::atomic<int64_t> g_patience{kPatienceNs};
 }  // namespace
+
+bool taken_over_recently() {
+  return now_ns() - g_last_take_over.load(std::memory_order_relaxed) < kRecentNs;
+}
 
 int64_t take_over_patience() { return g_patience.load(std::memory_order_relaxed); }
 

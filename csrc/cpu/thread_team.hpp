@@ -51,6 +51,10 @@ class SpinBarrier {
 int64_t take_over_patience();
 void set_take_over_patience(int64_t ns);
 
+// Whether a time loop was taken over in the last half second: the sign of a machine whose
+// cores are not reliably ours (a busy host), where small problems had better use one thread.
+bool taken_over_recently();
+
 // Runs job(tid, barrier) on exactly n threads, the caller being tid 0, and returns when all
 // are done; `barrier` synchronises those n. Denormals are flushed to zero on every thread for
 // the job's duration. One job at a time: other callers (other Python threads) wait their turn,
