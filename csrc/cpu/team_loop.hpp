@@ -20,19 +20,19 @@ namespace fusedrnn::cpu {
 class LoopParts {
  public:
   LoopParts(int tid, int threads)
-      : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1) {}
-
-  void start_step() {
-    if (shared_) started_ = now_ns();
-  }
+      : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1), synced_(now_ns()) {}
 
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
-  // taken it over). The patience is twice this thread's own work of the step, at least
-  // take_over_patience(): large steps vary more.
+  // taken it over). The patience is twice this thread's time since its last barrier (all its
+  // work of a step, whichever side of the barrier it lies), at least take_over_patience():
+  // larger steps vary more. (Measuring only the work before the barrier, the gate pass of
+  // the backward loops, made threads take over after ordinary GEMM imbalances.)
   bool sync(SpinBarrier& barrier) {
     if (!shared_) return true;
-    const int64_t patience = std::max<int64_t>(take_over_patience(), 2 * (now_ns() - started_));
-    switch (barrier.wait_or_take_over(patience)) {
+    const int64_t patience = std::max<int64_t>(take_over_patience(), 2 * (now_ns() - synced_));
+    const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
+    synced_ = now_ns();
+    switch (turn) {
       case SpinBarrier::Turn::together:
         return true;
       case SpinBarrier::Turn::leave:
@@ -57,7 +57,7 @@ class LoopParts {
 
   int threads_;
   bool shared_;
-  int64_t started_ = 0;
+  int64_t synced_;
 };
 
 // Forward. Per step and thread: its chunk of the input projection, its columns of
@@ -77,7 +77,6 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
     T* h = state;
     T* h_next = other.data();
     for (int64_t s = 0; s < steps; ++s) {
-      parts.start_step();
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
@@ -127,7 +126,6 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
     for (int64_t s = steps - 1; s >= 0; --s) {
       T* dg_step = blocks ? dgh + order.block_time(s) * batch * G
                           : dstep.data() + (s & 1) * batch * G;
-      parts.start_step();
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
