@@ -8,7 +8,10 @@ Shapes are TxBxH (I = H). Each cell of the table is the minimum over --repeat ru
 libraries interleaved run by run so that a noisy machine hurts them alike. Ratios are
 peer time / fusedrnn time: above 1 means fusedrnn is faster. "% sgemm" is fusedrnn's FLOP
 rate (2*T*B*G*H*(I+H) forward, three times that for training) over the rate of a 2048^3
-float32 matmul through NumPy's OpenBLAS, measured in the same run.
+float32 matmul through NumPy's OpenBLAS, measured in the same run; "% peak" is a library's
+rate over the FMA peak (every thread running a register-only multiply-add loop at fusedrnn's
+SIMD level), the ceiling no GEMM passes. The header also gives a one-thread copy bandwidth
+(a 256 MB NumPy copy), the ceiling of a step that streams its weights from memory.
 """
 
 import argparse
@@ -59,6 +62,25 @@ def sgemm_rate(repeat, n=2048):
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+def fma_peak(threads):
+    """FLOP/s of the register-only FMA loop on `threads` threads (fusedrnn's probe)."""
+    from fusedrnn import _core
+
+    return _core._fma_peak(0.3, threads)
+
+
+def copy_bandwidth(repeat, nbytes=256 << 20):
+    """Bytes/s read plus written by the best of `repeat` one-thread NumPy copies of nbytes."""
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes / best
 
 
 def flops(cell, shape, mode):
@@ -144,12 +166,16 @@ def main(argv=None):
     except ImportError:
         pass
     others = [p for p in args.peers if p != "fusedrnn"]
-    peak = sgemm_rate(args.repeat)
+    sgemm = sgemm_rate(args.repeat)
+    peak = fma_peak(args.threads)
     print(f"fusedrnn {fusedrnn.__version__}, {args.threads} threads, float32, I = H, "
-          f"min of {args.repeat} interleaved runs; ratio = peer ms / fusedrnn ms; "
-          f"sgemm 2048^3: {peak / 1e9:.0f} GFLOP/s")
+          f"min of {args.repeat} interleaved runs; ratio = peer ms / fusedrnn ms")
+    print(f"sgemm 2048^3: {sgemm / 1e9:.0f} GFLOP/s = {100 * sgemm / peak:.0f}% of the FMA peak "
+          f"{peak / 1e9:.0f} GFLOP/s ({fusedrnn.info()['cpu_simd']}); one-thread copy "
+          f"{copy_bandwidth(args.repeat) / 1e9:.1f} GB/s read+written")
     print(f"{'cell':<5} {'mode':<10} {'T x B x H':<12} {'fusedrnn ms':>11} {'% sgemm':>7} "
-          + " ".join(f"{p + ' ms':>14} {'ratio':>6}" for p in others))
+          f"{'% peak':>6} " + " ".join(f"{p + ' ms':>14} {'ratio':>6} {'% peak':>6}"
+                                       for p in others))
     skipped, results = set(), {}
     for cell in args.cells:
         for mode in args.modes:
@@ -160,15 +186,18 @@ def main(argv=None):
                 best = time_interleaved(runners, args.repeat, args.settle)
                 results[(cell, mode, text)] = best
                 ours = best["fusedrnn"] * 1e3
-                fraction = 100 * flops(cell, shape, mode) / best["fusedrnn"] / peak
+                work = flops(cell, shape, mode)
                 cols = []
                 for p in others:
                     if p in best:
-                        cols.append(f"{best[p] * 1e3:>14.2f} {best[p] * 1e3 / ours:>6.2f}")
+                        cols.append(f"{best[p] * 1e3:>14.2f} {best[p] * 1e3 / ours:>6.2f} "
+                                    f"{100 * work / best[p] / peak:>5.0f}%")
                     else:
-                        cols.append(f"{'-':>14} {'-':>6}")
-                print(f"{cell:<5} {mode:<10} {text:<12} {ours:>11.2f} {fraction:>6.0f}% "
-                      + " ".join(cols), flush=True)
+                        cols.append(f"{'-':>14} {'-':>6} {'-':>6}")
+                print(f"{cell:<5} {mode:<10} {text:<12} {ours:>11.2f} "
+                      f"{100 * work / best['fusedrnn'] / sgemm:>6.0f}% "
+                      f"{100 * work / best['fusedrnn'] / peak:>5.0f}% " + " ".join(cols),
+                      flush=True)
     if skipped:
         print("not installed:", ", ".join(sorted(skipped)))
     if args.plot:

@@ -9,7 +9,7 @@ from fusedrnn import reference as ref
 
 # 131 hidden units: several 16-lane float panels (8-lane for float64) per thread, and a short
 # last panel; B large enough that the per-step work is split (one thread runs problems under
-# 2^20 multiply-adds a step); lengths with 0s and full lengths.
+# 2^20 multiply-adds a step in the two-barrier loops); lengths with 0s and full lengths.
 T, B, I, H = 7, 64, 11, 131
 LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 
@@ -89,6 +89,27 @@ def test_more_threads_than_cores_still_agree():
 def _child_run(queue):
     p = problem("lstm", np.float32, seed=3)
     queue.put(run("lstm", p, 2, False, LENGTHS)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, lengths):
+    """With no patience, a thread that waits for its partner at a step's barrier runs the rest
+    of the loop alone (as it does when a busy machine deschedules the partner): same bits."""
+    from fusedrnn import _core
+
+    p = problem(cell, np.float32, seed=5)
+    one = run(cell, p, 1, reverse, lengths)
+    _core._set_take_over_patience(0)
+    try:
+        for threads in (2, 3):
+            for _ in range(5):  # the step at which a thread takes over varies from run to run
+                many = run(cell, p, threads, reverse, lengths)
+                for a, b in zip(one, many):
+                    assert np.array_equal(a, b), f"{threads} threads differ from 1"
+    finally:
+        _core._set_take_over_patience(-1)
 
 
 def test_kernels_work_in_a_forked_child():

@@ -12,4 +12,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("cpu_simd_level", &fusedrnn::cpu_simd_level);
   m.def("blas_info", &fusedrnn::blas_info);
+  // Hidden, for tests: the time loops' take-over patience (ns; < 0: the default).
+  m.def("_set_take_over_patience", &fusedrnn::set_take_over_patience, pybind11::arg("ns"));
+  // Hidden diagnostics for bench/compare.py: the arithmetic peak, FLOP/s.
+  m.def("_fma_peak", &fusedrnn::fma_peak_flops, pybind11::arg("seconds") = 0.2,
+        pybind11::arg("threads") = 0, pybind11::call_guard<pybind11::gil_scoped_release>());
 }

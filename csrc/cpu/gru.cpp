@@ -67,7 +67,8 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const auto& kernels = cpu::step_kernels<T>();
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads)
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kLockstepWorkPerThread)
                         .with_input(p.w_ih, 3, H, d.I, lanes);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
@@ -143,7 +144,8 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
   const bool blocks = order.steps_are_blocks();
-  const cpu::TeamPlan<T> plan(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::none, p.threads);
+  const cpu::TeamPlan<T> plan(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::none, p.threads,
+                              cpu::TeamPlan<T>::kLockstepWorkPerThread);
   std::vector<cpu::PanelSet<T>> through_reset, through_rz;  // per thread, columns of its units
   for (const Range& u : plan.units) {
     through_reset.emplace_back(H, lanes);  // w_hn[:, u]

@@ -98,7 +98,8 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
                        const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads)
+                                     cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kLockstepWorkPerThread)
                         .with_input(p.w_ih, 4, d.H, d.I, kernels.panel_lanes);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
@@ -175,7 +176,8 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
                         T* dh_out, T* h_tilde) {
   const auto& kernels = cpu::step_kernels<T>();
   const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, cpu::Panels::none,
-                              p.threads);  // ProjectionPlan packs what this loop needs
+                              p.threads,  // ProjectionPlan packs what this loop needs
+                              cpu::TeamPlan<T>::kLockstepWorkPerThread);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, true);
   const int64_t H = d.H, P = d.P, G = d.G;
   const bool blocks = order.steps_are_blocks();

@@ -12,6 +12,8 @@ int get_num_threads() { return cpu::team_size(); }
 
 const char* cpu_simd_level() { return cpu::step_kernels<float>().isa; }
 
+void set_take_over_patience(int64_t ns) { cpu::set_take_over_patience(ns); }
+
 const char* blas_info() { return scipy_openblas_get_config(); }
 
 }  // namespace fusedrnn

@@ -63,6 +63,11 @@ struct StepKernels {
   void (*panel_gemm)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
                      int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
                      int64_t ldc, bool accumulate);
+
+  // Diagnostics: `iterations` rounds of independent register-only FMAs at this level's vector
+  // width (scale, step: their operands; sink: a checksum). Returns the FLOPs done, so that
+  // FLOPs / seconds is the core's arithmetic peak (fma_peak_flops).
+  int64_t (*fma_burst)(int64_t iterations, T scale, T step, T* sink);
 };
 
 // The kernels for this CPU: the best SIMD level it supports, capped by the environment

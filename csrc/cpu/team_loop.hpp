@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -13,6 +14,51 @@
 #include "thread_team.hpp"
 
 namespace fusedrnn::cpu {
+
+// The parts (plan.units indices) a thread runs in a time loop: its own, until it takes over
+// the whole loop from a partner that has lost its core (SpinBarrier::wait_or_take_over).
+class LoopParts {
+ public:
+  LoopParts(int tid, int threads)
+      : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1), synced_(now_ns()) {}
+
+  // The step's barrier, or none once alone. False: leave the loop now (another thread has
+  // taken it over). The patience is twice this thread's time since its last barrier (all its
+  // work of a step, whichever side of the barrier it lies), at least take_over_patience():
+  // larger steps vary more. (Measuring only the work before the barrier, the gate pass of
+  // the backward loops, made threads take over after ordinary GEMM imbalances.)
+  bool sync(SpinBarrier& barrier) {
+    if (!shared_) return true;
+    const int64_t patience = std::max<int64_t>(take_over_patience(), 2 * (now_ns() - synced_));
+    const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
+    synced_ = now_ns();
+    switch (turn) {
+      case SpinBarrier::Turn::together:
+        return true;
+      case SpinBarrier::Turn::leave:
+        return false;
+      case SpinBarrier::Turn::solo:
+        break;
+    }
+    first = 0;
+    last = threads_;
+    shared_ = false;
+    return true;
+  }
+
+  int first, last;
+
+ private:
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  int threads_;
+  bool shared_;
+  int64_t synced_;
+};
 
 // Forward. Per step and thread: its chunk of the input projection, its columns of
 // hproj = h @ w_hh^T, then for every batch row
@@ -27,29 +73,33 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
   const auto& kernels = step_kernels<T>();
   std::vector<T> other(batch * H), hproj(batch * G);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
+    LoopParts parts(tid, plan.threads);
     T* h = state;
     T* h_next = other.data();
     for (int64_t s = 0; s < steps; ++s) {
-      xproj.prepare(kernels, plan.input[tid], s);
-      panel_gemm(kernels, plan.forward[tid], batch, h, H, hproj.data(), G, false);
-      for (int64_t b = 0; b < batch; ++b) {
-        const T* hb = h + b * H + u.begin;
-        T* hx = h_next + b * H + u.begin;
-        T* yr = row_at(y, order, s, b, batch, H) + u.begin;
-        if (order.valid(s, b)) {
-          row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
-        } else {  // padding: the state carries over, y is 0
-          std::copy(hb, hb + n, hx);
-          std::fill(yr, yr + n, T(0));
-          pad(s, b, u);
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        xproj.prepare(kernels, plan.input[part], s);
+        panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
+        for (int64_t b = 0; b < batch; ++b) {
+          const T* hb = h + b * H + u.begin;
+          T* hx = h_next + b * H + u.begin;
+          T* yr = row_at(y, order, s, b, batch, H) + u.begin;
+          if (order.valid(s, b)) {
+            row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
+          } else {  // padding: the state carries over, y is 0
+            std::copy(hb, hb + n, hx);
+            std::fill(yr, yr + n, T(0));
+            pad(s, b, u);
+          }
         }
       }
-      barrier.wait();
+      if (!parts.sync(barrier)) return;
       std::swap(h, h_next);
     }
-    settle_columns(h, state, batch, H, u.begin, u.end);
+    for (int part = parts.first; part < parts.last; ++part)
+      settle_columns(h, state, batch, H, plan.units[part].begin, plan.units[part].end);
   });
 }
 
@@ -70,32 +120,37 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
   // thread may start step s - 1 while another still reads step s's.
   std::vector<T> dstep(blocks ? 0 : 2 * batch * G), other(batch * H);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
+    LoopParts parts(tid, plan.threads);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = steps - 1; s >= 0; --s) {
       T* dg_step = blocks ? dgh + order.block_time(s) * batch * G
                           : dstep.data() + (s & 1) * batch * G;
-      for (int64_t b = 0; b < batch; ++b) {
-        T* dg = dg_step + b * G + u.begin;
-        T* dhc = dh_cur + b * H + u.begin;
-        T* dhx = dh_next + b * H + u.begin;
-        if (!order.valid(s, b)) {  // padding: the gradient passes through
-          fill_gates(dg, gates, H, n, T(0));
-          std::copy(dhc, dhc + n, dhx);
-          continue;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        for (int64_t b = 0; b < batch; ++b) {
+          T* dg = dg_step + b * G + u.begin;
+          T* dhc = dh_cur + b * H + u.begin;
+          T* dhx = dh_next + b * H + u.begin;
+          if (!order.valid(s, b)) {  // padding: the gradient passes through
+            fill_gates(dg, gates, H, n, T(0));
+            std::copy(dhc, dhc + n, dhx);
+            continue;
+          }
+          const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
+          for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+          row(s, b, u, dhc, dg, dhx);
+          if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
         }
-        const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
-        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-        row(s, b, u, dhc, dg, dhx);
-        if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
       }
-      barrier.wait();
-      panel_gemm(kernels, plan.backward[tid], batch, dg_step, G, dh_next, H, true);
+      if (!parts.sync(barrier)) return;
+      for (int part = parts.first; part < parts.last; ++part)
+        panel_gemm(kernels, plan.backward[part], batch, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    settle_columns(dh_cur, dh, batch, H, u.begin, u.end);
+    for (int part = parts.first; part < parts.last; ++part)
+      settle_columns(dh_cur, dh, batch, H, plan.units[part].begin, plan.units[part].end);
   });
 }
 

@@ -27,44 +27,61 @@ struct TeamPlan {
   std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units
   std::vector<PanelSet<T>> input;       // per thread: w_ih rows of its units' gates (forward)
 
-  // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop:
-  // a barrier per step costs more than it saves there, and on a shared (virtual) machine a
-  // descheduled partner stalls every step. Measured on the 2-core AVX2 machine, T=100, B=1,
-  // H=256 LSTM inference (262k per step), median of 15: 4.5 ms on one thread, 11.0 ms on two.
-  static constexpr int64_t kWorkPerThread = int64_t(1) << 20;
+  // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop
+  // (a barrier costs ~0.3 us). Two threads can win from batch 1 on, each streaming half of
+  // w_hh from its own L2: on the 2-core AVX2 machine, quiet, min of 40, LSTM inference
+  // 1000x1x128 (65k a step) 8.1 ms on one thread, 4.6 on two. But this machine's two virtual
+  // cores often do not run at once (host load), and a lockstep loop then stalls at every step:
+  // medians of 11-15 ms instead of 4.5-7.5 at 100x1x256 and 1000x1x128 without take-overs.
+  // So a partner that falls behind hands over its part (LoopParts), and for half a second
+  // after a take-over such small problems run on one thread (taken_over_recently); with both,
+  // the medians of two threads are within 10-20 % of one thread's on a noisy host.
+  static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
+  // The same for the loops with two barriers a step and no take-over (projection, original
+  // GRU): a descheduled partner stalls them for a time slice, so they split large steps only.
+  static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
-  // panel, at most max_threads threads (0: the team's size).
+  // panel, at most max_threads threads (0: the team's size), min_work: kWorkPerThread or
+  // kLockstepWorkPerThread.
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
-           Panels pack, int max_threads) {
+           Panels pack, int max_threads, int64_t min_work = kWorkPerThread) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
-        1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / kWorkPerThread})));
-    for (int t = 0; t < threads; ++t) {
-      const Range u = split_range(hidden, threads, t, lanes);
-      units.push_back(u);
-      if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
-        PanelSet<T> f(k, lanes);
-        for (int g = 0; g < gates; ++g)
-          f.add_columns(w_hh, k, 1, g * hidden + u.begin, g * hidden + u.end);
-        forward.push_back(std::move(f));
-      } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
-        PanelSet<T> b(gates * hidden, lanes);
-        b.add_columns(w_hh, 1, k, u.begin, u.end);
-        backward.push_back(std::move(b));
-      }
+        1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
+    if (work < kLockstepWorkPerThread && taken_over_recently()) threads = 1;
+    for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
+    if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
+      forward.assign(threads, PanelSet<T>(k, lanes));
+      pack_each(forward, gates, [&](int t, const Range& u) {
+        forward[t].add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
+      });
+    } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
+      backward.assign(threads, PanelSet<T>(gates * hidden, lanes));
+      pack_each(backward, 1, [&](int t, const Range& u) {
+        backward[t].add_columns(w_hh, 1, k, u.begin, u.end);
+      });
     }
   }
 
   // Packs each thread's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
   TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
-    for (const Range& u : units) {
-      PanelSet<T> x(in, lanes);
-      for (int g = 0; g < gates; ++g)
-        x.add_columns(w_ih, in, 1, g * hidden + u.begin, g * hidden + u.end);
-      input.push_back(std::move(x));
-    }
+    input.assign(threads, PanelSet<T>(in, lanes));
+    pack_each(input, gates, [&](int t, const Range& u) {
+      input[t].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
+    });
     return std::move(*this);
+  }
+
+ private:
+  // Each thread packs its own panels (`gates` ranges of its units): in parallel, and the pages
+  // are first touched (and left in cache) on the core that streams them in the time loop.
+  // Allocated here first, so that the workers, which must not throw, never allocate.
+  template <typename Pack>
+  void pack_each(std::vector<PanelSet<T>>& sets, int gates, Pack pack) {
+    for (int t = 0; t < threads; ++t)
+      sets[t].reserve_gate_columns(gates, units[t].begin, units[t].end);
+    parallel_run(threads, [&](int t, SpinBarrier&) { pack(t, units[t]); });
   }
 };
 

@@ -20,17 +20,40 @@ Range split_range(int64_t n, int parts, int part, int64_t align = 1);
 
 // A sense-reversing barrier that spins briefly, then yields: cheap when every thread has a
 // core, and still correct (if slow) when the machine is oversubscribed.
+//
+// A time loop may instead call wait_or_take_over: on a shared machine a partner that has lost
+// its core stalls every later step, so a thread that has waited longer than `patience_ns`
+// claims the rest of the loop. When the late threads arrive, the claimer gets Turn::solo
+// (run every thread's part of the remaining steps, alone, without barriers) and the others
+// Turn::leave (stop at once: the claimer finishes their part). Results do not change, since
+// each part is the same computation whichever thread runs it.
 class SpinBarrier {
  public:
+  enum class Turn { together, solo, leave };
+
   explicit SpinBarrier(int threads = 1) : threads_(threads) {}
-  void reset(int threads) { threads_ = threads; }
+  void reset(int threads);  // between jobs only
   void wait();
+  Turn wait_or_take_over(int64_t patience_ns);
 
  private:
+  bool arrive_last(bool* claimed);  // true for the last thread to arrive
+
   int threads_;
   std::atomic<int> arrived_{0};
-  std::atomic<int> phase_{0};
+  std::atomic<int> phase_{0};  // phase * 4 + claim bits (thread_team.cpp)
+  std::atomic<int> sleepers_{0};
 };
+
+// The least patience of wait_or_take_over in the time loops (LoopParts), in nanoseconds;
+// set_take_over_patience(n < 0) restores the default. For tests: 0 makes every late partner
+// hand over its loop, so that the take-over paths run.
+int64_t take_over_patience();
+void set_take_over_patience(int64_t ns);
+
+// Whether a time loop was taken over in the last half second: the sign of a machine whose
+// cores are not reliably ours (a busy host), where small problems had better use one thread.
+bool taken_over_recently();
 
 // Runs job(tid, barrier) on exactly n threads, the caller being tid 0, and returns when all
 // are done; `barrier` synchronises those n. Denormals are flushed to zero on every thread for

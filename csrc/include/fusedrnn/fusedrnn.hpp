@@ -134,4 +134,13 @@ int get_num_threads();
 const char* cpu_simd_level();
 const char* blas_info();
 
+// For tests: how long (ns) a thread of a time loop waits for a late partner before it runs
+// the rest of the loop alone (the results do not change); < 0 restores the default (200 us).
+void set_take_over_patience(int64_t ns);
+
+// Diagnostics: the float32 FMA throughput (FLOP/s) of `threads` threads (<= 0: all) running a
+// register-only multiply-add loop at the step kernels' SIMD level for about `seconds`; the
+// arithmetic peak that GEMM rates can be compared with.
+double fma_peak_flops(double seconds, int threads);
+
 }  // namespace fusedrnn
