@@ -9,6 +9,7 @@
 
 #include "api.hpp"
 #include "device_guard.hpp"
+#include "workspace.hpp"
 
 namespace fusedrnn::cuda {
 
@@ -26,6 +27,18 @@ decltype(auto) dispatch(DType dt, F&& f) {
     case DType::bf16: return f(Tag<__nv_bfloat16>{});
   }
   throw std::invalid_argument("fusedrnn CUDA: unknown dtype code " + std::to_string(int(dt)));
+}
+
+// Bytes the buffer layout Buffers<T> (T the storage type of dt) carves out of a workspace for
+// dims: the layout run on a measuring Workspace, so size and layout cannot disagree.
+template <template <typename> class Buffers, typename Dims>
+size_t layout_bytes(DType dt, const Dims& dims) {
+  return dispatch(dt, [&](auto tag) {
+    Workspace ws;
+    const Buffers<typename decltype(tag)::type> layout(ws, dims);
+    (void)layout;
+    return ws.used();
+  });
 }
 
 template <typename T>

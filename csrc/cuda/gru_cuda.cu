@@ -200,23 +200,11 @@ void backward(const GruProblem<T>& p, const Dims& d, const GruSaved<T>& saved, c
 }  // namespace
 
 size_t gru_forward_workspace_bytes(DType dt, const GruProblem<void>& p, bool /*training*/) {
-  return dispatch(dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    Workspace ws;
-    const ForwardBuffers<T> layout(ws, Dims(p));
-    (void)layout;
-    return ws.used();
-  });
+  return layout_bytes<ForwardBuffers>(dt, Dims(p));
 }
 
 size_t gru_backward_workspace_bytes(DType dt, const GruProblem<void>& p) {
-  return dispatch(dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    Workspace ws;
-    const BackwardBuffers<T> layout(ws, Dims(p));
-    (void)layout;
-    return ws.used();
-  });
+  return layout_bytes<BackwardBuffers>(dt, Dims(p));
 }
 
 void gru_forward(DType dt, const GruProblem<void>& p, const void* h0, void* y, void* hn,

@@ -202,23 +202,11 @@ void backward(const LstmProblem<T>& p, const Dims& d, const LstmSaved<T>& saved,
 }  // namespace
 
 size_t lstm_forward_workspace_bytes(DType dt, const LstmProblem<void>& p, bool /*training*/) {
-  return dispatch(dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    Workspace ws;
-    const ForwardBuffers<T> layout(ws, Dims(p));
-    (void)layout;
-    return ws.used();
-  });
+  return layout_bytes<ForwardBuffers>(dt, Dims(p));
 }
 
 size_t lstm_backward_workspace_bytes(DType dt, const LstmProblem<void>& p) {
-  return dispatch(dt, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    Workspace ws;
-    const BackwardBuffers<T> layout(ws, Dims(p));
-    (void)layout;
-    return ws.used();
-  });
+  return layout_bytes<BackwardBuffers>(dt, Dims(p));
 }
 
 void lstm_forward(DType dt, const LstmProblem<void>& p, const void* h0, const void* c0, void* y,
