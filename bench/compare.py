@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import fusedrnn  # noqa: E402
-from peers import PEERS, make_problem  # noqa: E402
+from peers import PEERS, flops, make_problem  # noqa: E402
 
 DEFAULT_SHAPES = ["100x1x256", "100x16x256", "100x64x512", "50x32x1024", "1000x1x128"]
 
@@ -81,13 +81,6 @@ def copy_bandwidth(repeat, nbytes=256 << 20):
         np.copyto(dst, src)
         best = min(best, time.perf_counter() - t0)
     return 2 * nbytes / best
-
-
-def flops(cell, shape, mode):
-    T, B, H = shape
-    G = 4 if cell == "lstm" else 3
-    forward = 2 * T * B * G * H * (H + H)
-    return forward * (3 if mode == "training" else 1)
 
 
 def plot(results, peers, path):

@@ -13,7 +13,7 @@ B <= 16, inference and training.
 import numpy as np
 
 import fusedrnn
-from peers import make_problem
+from peers import flops, make_problem, torch_runners
 
 DTYPES = ["float32", "float16", "bfloat16"]
 
@@ -70,30 +70,7 @@ def make_fusedrnn(torch, cell, p):
 
 
 def make_cudnn(torch, cell, p):
-    T, B, I = p["x"].shape
-    H = p["w_hh"].shape[1]
-    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H).to("cuda", p["x"].dtype)
-    with torch.no_grad():
-        for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
-            getattr(module, {"w": "weight_", "b": "bias_"}[name[0]] + name[2:] + "_l0").copy_(p[name])
-    module.flatten_parameters()
-    x = p["x"]
-
-    def inference():
-        with torch.no_grad():
-            module(x)
-
-    def train():
-        xg = x.detach().requires_grad_()
-        y, _ = module(xg)
-        y.backward(torch.ones_like(y))
-    return {"inference": inference, "training": train}
-
-
-def flops(cell, shape, mode):
-    T, B, H = shape
-    G = 4 if cell == "lstm" else 3
-    return 2 * T * B * G * H * (H + H) * (3 if mode == "training" else 1)
+    return torch_runners(torch, cell, p, module_to=("cuda", p["x"].dtype))
 
 
 def main(args, parse_shape):

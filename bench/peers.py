@@ -47,17 +47,26 @@ def make_reference(cell, p):
     return {"inference": lambda: fwd(**p), "training": train}
 
 
-def make_torch(cell, p):
-    import torch
+def flops(cell, shape, mode):
+    """The FLOPs of one call at shape (T, B, H), I = H: 2*T*B*G*H*(I+H) forward, 3x training."""
+    T, B, H = shape
+    G = 4 if cell == "lstm" else 3
+    return 2 * T * B * G * H * (H + H) * (3 if mode == "training" else 1)
 
+
+def torch_runners(torch, cell, p, module_to=None):
+    """Inference and training calls of a one-layer torch.nn.LSTM / nn.GRU holding the weights
+    of p (torch tensors); module_to: arguments of Module.to (device, dtype), if any."""
     T, B, I = p["x"].shape
     H = p["w_hh"].shape[1]
     module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(I, H)
+    if module_to:
+        module = module.to(*module_to)
     with torch.no_grad():
         for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
-            getattr(module, {"w": "weight_", "b": "bias_"}[name[0]] + name[2:] + "_l0").copy_(
-                torch.from_numpy(p[name]))
-    x = torch.from_numpy(p["x"])
+            getattr(module, {"w": "weight_", "b": "bias_"}[name[0]] + name[2:] + "_l0").copy_(p[name])
+    module.flatten_parameters()
+    x = p["x"]
 
     def inference():
         with torch.no_grad():
@@ -68,6 +77,12 @@ def make_torch(cell, p):
         y, _ = module(xg)
         y.backward(torch.ones_like(y))
     return {"inference": inference, "training": train}
+
+
+def make_torch(cell, p):
+    import torch
+
+    return torch_runners(torch, cell, {k: torch.from_numpy(v) for k, v in p.items()})
 
 
 def _onnx_gates(w, cell, H):
