@@ -34,20 +34,23 @@ def parse_shape(text):
     return T, B, H
 
 
-def time_interleaved(runners, repeat, settle):
-    """{name: best seconds} over `repeat` rounds, one call of each runner per round. Each call
-    starts `settle` seconds after the previous one ended: thread pools (OpenMP's, ONNX
-    Runtime's, OpenBLAS's) spin for a while after their work, and would otherwise steal the
-    cores from whichever library runs next."""
+def time_interleaved(runners, repeat, settle, burst=1):
+    """{name: best seconds} over `repeat` rounds. In each round every runner makes `burst`
+    back-to-back calls, each timed, starting `settle` seconds after the previous runner's last
+    call ended: thread pools (OpenMP's, ONNX Runtime's, OpenBLAS's) spin for a while after
+    their work, and would otherwise steal the cores from whichever library runs next. burst=1
+    times each library cold (idle cores, asleep threads); a burst of several times it warm, as a
+    loop that calls it again and again would run."""
     for f in runners.values():  # warm-up: first-call allocations, thread start-up
         f()
     best = {name: float("inf") for name in runners}
     for _ in range(repeat):
         for name, f in runners.items():
             time.sleep(settle)
-            t0 = time.perf_counter()
-            f()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            for _ in range(burst):
+                t0 = time.perf_counter()
+                f()
+                best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -136,7 +139,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--settle", type=float, default=0.3,
-                        help="idle seconds before each timed call (lets spinning pools sleep)")
+                        help="idle seconds before each library's turn (lets spinning pools sleep)")
+    parser.add_argument("--burst", type=int, default=1,
+                        help="back-to-back timed calls in each library's turn (1: cold calls)")
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the ratios here")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: fusedrnn's CUDA backend against PyTorch's cuDNN on one GPU")
@@ -176,7 +181,7 @@ def main(argv=None):
                 shape = parse_shape(text)
                 runners, missing = build_runners(cell, shape, mode, ["fusedrnn"] + others)
                 skipped.update(missing)
-                best = time_interleaved(runners, args.repeat, args.settle)
+                best = time_interleaved(runners, args.repeat, args.settle, args.burst)
                 results[(cell, mode, text)] = best
                 ours = best["fusedrnn"] * 1e3
                 work = flops(cell, shape, mode)

@@ -1,6 +1,6 @@
 // The recurrent GEMM's micro-kernel (included by step_kernels.cpp only, once per SIMD level).
-// A panel is `lanes` output columns (two SIMD vectors) by k; each block of up to 4 input rows
-// keeps its 4 x 2 accumulators in registers while the panel streams past once.
+// A panel is `lanes` output columns (two SIMD vectors) by k; each block of up to 6 input rows
+// keeps its 6 x 2 accumulators in registers while the panel streams past once.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,7 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
   using V = typename Vec<T>::type;
   constexpr int L = kPanelLanes<T>, VL = L / 2;
   V acc0[NP][R], acc1[NP][R];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int q = 0; q < NP; ++q) {
     V b0{}, b1{};
     if (bias[q]) {
@@ -38,19 +38,19 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
       std::memcpy(&b0, lanes, sizeof b0);
       std::memcpy(&b1, lanes + VL, sizeof b1);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       acc0[q][r] = b0;
       acc1[q][r] = b1;
     }
   }
   for (int64_t i = 0; i < k; ++i) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NP; ++q) {
       V w0, w1;
       std::memcpy(&w0, panels + (q * k + i) * L, sizeof w0);
       std::memcpy(&w1, panels + (q * k + i) * L + VL, sizeof w1);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const T av = a[r * lda + i];
         acc0[q][r] += av * w0;
@@ -58,9 +58,9 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
       }
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int q = 0; q < NP; ++q) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       T out[L];
       std::memcpy(out, &acc0[q][r], sizeof(V));
@@ -99,57 +99,91 @@ FUSEDRNN_HD void panel_rows(int64_t r0, int64_t k, const T* a, int64_t lda, cons
   }
 }
 
-// Rows of `a` per tile of the 4-row blocks. Up to a few MiB of panels stream fast enough
-// from L3 (~50 GB/s a core here) for a block of 4 rows held in L1 to meet every panel in turn
-// (tile 4: 90-96 GFLOP/s at 4 MiB, k = 512, 64 rows, one thread). Larger panel sets come from
-// memory: then a tile of rows (up to 128 KiB, kept in L2) meets each panel in turn, so that
-// the panels are read once per tile, in equal tiles (a short last tile would read them all
-// again for little work). At 16 MiB (B=32, H=1024 LSTM, one thread): 42-56 -> 69-72 GFLOP/s.
+// Rows of `a` per tile. Up to a few MiB of panels stream fast enough from L3 (~50 GB/s a
+// core here) for one block of 6 rows held in L1 to meet every panel in turn (90-96 GFLOP/s at
+// 4 MiB, k = 512, 64 rows, one thread). Larger panel sets come from memory: then a tile of
+// rows (up to 128 KiB, kept in L2) meets each panel in turn, so that the panels are read once
+// per tile, in equal tiles (a short last tile would read them all again for little work). At
+// 16 MiB (B=32, H=1024 LSTM, one thread, 4-row blocks): 42-56 -> 69-72 GFLOP/s.
 template <typename T>
 int64_t row_tile(int64_t rows, int64_t k, int64_t panel_bytes) {
   constexpr int64_t kL3Bytes = int64_t(4) << 20, kTileBytes = 128 * 1024;
-  if (panel_bytes <= kL3Bytes) return 4;
-  const int64_t most = k > 0 ? kTileBytes / (k * int64_t(sizeof(T))) / 4 * 4 : rows;
-  if (most < 4) return 4;
+  if (panel_bytes <= kL3Bytes || k <= 0) return 6;
+  int64_t most = kTileBytes / (k * int64_t(sizeof(T)));
+  if (most < 6) most = 6;  // no std::max/min: see gate_rows.hpp
   const int64_t tiles = (rows + most - 1) / most;
-  return ((rows + tiles - 1) / tiles + 3) / 4 * 4;  // no std::max/min: see gate_rows.hpp
+  return (rows + tiles - 1) / tiles;
 }
 
-// Blocks of 4 rows take one panel at a time (8 accumulators), panel by panel over a tile of
-// rows (row_tile); the 1-3 rows left over (all of them at batch 1) take several panels at
-// once, so that enough independent FMA chains hide the FMA latency. Every output element is summed over k in the same order whatever the
-// tiling, so the results do not depend on it.
+// Rows [r0, r1) against panel p: blocks of 6 rows (12 accumulators: two panel loads and six
+// broadcasts per step of k, enough independent FMA chains to cover the FMA latency, 4 cycles
+// on 2 pipes on Zen 3, with room to spare; and each panel load serves 6 rows, so a panel that
+// spills L1, k = 1024, costs 2/3 of the L2 traffic of 4-row blocks), then blocks of 4 (8 is
+// 4 + 4), then the last 1-3 rows while the panel is still in L1. One thread, min of 5,
+// GFLOP/s, 4-row -> 6-row blocks: 64 x 512 x 1024 columns 93-94 -> 95-97; 32 x 1024 x 2048
+// 68-70 -> 81-87.
+template <typename T>
+void panel_column(int64_t r0, int64_t r1, int64_t k, const T* a, int64_t lda, const T* panel,
+                  const T* bias, T* c, int64_t ldc, const int* width, bool accumulate) {
+  const T* bs[1] = {bias};
+  T* cs[1];
+  int64_t r = r0;
+  for (; r1 - r >= 6 && r1 - r != 8; r += 6) {
+    cs[0] = c + r * ldc;
+    panel_block<T, 6, 1>(k, a + r * lda, lda, panel, bs, cs, ldc, width, accumulate);
+  }
+  for (; r1 - r >= 4; r += 4) {
+    cs[0] = c + r * ldc;
+    panel_block<T, 4, 1>(k, a + r * lda, lda, panel, bs, cs, ldc, width, accumulate);
+  }
+  cs[0] = c + r * ldc;
+  switch (r1 - r) {
+    case 3:
+      panel_block<T, 3, 1>(k, a + r * lda, lda, panel, bs, cs, ldc, width, accumulate);
+      break;
+    case 2:
+      panel_block<T, 2, 1>(k, a + r * lda, lda, panel, bs, cs, ldc, width, accumulate);
+      break;
+    case 1:
+      panel_block<T, 1, 1>(k, a + r * lda, lda, panel, bs, cs, ldc, width, accumulate);
+      break;
+    default:
+      break;
+  }
+}
+
+// Tiles of rows (row_tile; the last tile takes up to 3 rows more rather than leave them a
+// tile of their own, which would stream every panel again for them), each meeting every
+// panel in turn (panel_column). Fewer than 4 rows (batch 1-3) take several panels at once
+// instead, so that enough independent FMA chains hide the FMA latency. Every output element
+// is summed over k in the same order whatever the blocking, so the results do not depend on it.
 template <typename T>
 void panel_gemm(int64_t rows, int64_t k, const T* a, int64_t lda, const T* panels,
                 int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
                 int64_t ldc, bool accumulate) {
   constexpr int L = kPanelLanes<T>;
-  const int64_t blocked = rows / 4 * 4;
-  const int64_t tile = row_tile<T>(blocked, k, count * k * L * int64_t(sizeof(T)));
-  for (int64_t r0 = 0; r0 < blocked; r0 += tile) {
-    const int64_t r1 = r0 + tile < blocked ? r0 + tile : blocked;
-    for (int64_t p = 0; p < count; ++p) {
-      const T* bs[1] = {bias ? bias + col[p] : nullptr};
-      for (int64_t r = r0; r < r1; r += 4) {
-        T* cs[1] = {c + r * ldc + col[p]};
-        panel_block<T, 4, 1>(k, a + r * lda, lda, panels + p * k * L, bs, cs, ldc, width + p,
-                             accumulate);
-      }
-    }
-  }
-  const int64_t r = blocked;
-  switch (rows - r) {
+  switch (rows) {
     case 3:
-      panel_rows<T, 3, 1>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
-      break;
+      return panel_rows<T, 3, 1>(0, k, a, lda, panels, count, col, width, bias, c, ldc,
+                                 accumulate);
     case 2:
-      panel_rows<T, 2, 2>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
-      break;
+      return panel_rows<T, 2, 2>(0, k, a, lda, panels, count, col, width, bias, c, ldc,
+                                 accumulate);
     case 1:
-      panel_rows<T, 1, 4>(r, k, a, lda, panels, count, col, width, bias, c, ldc, accumulate);
-      break;
+      return panel_rows<T, 1, 4>(0, k, a, lda, panels, count, col, width, bias, c, ldc,
+                                 accumulate);
+    case 0:
+      return;
     default:
       break;
+  }
+  const int64_t tile = row_tile<T>(rows, k, count * k * L * int64_t(sizeof(T)));
+  for (int64_t r0 = 0; r0 < rows;) {
+    const int64_t r1 = rows - r0 <= tile + 3 ? rows : r0 + tile;
+    for (int64_t p = 0; p < count; ++p)
+      panel_column<T>(r0, r1, k, a, lda, panels + p * k * L, bias ? bias + col[p] : nullptr,
+                      c + col[p], ldc, width + p, accumulate);
+    r0 = r1;
   }
 }
 
