@@ -23,13 +23,22 @@ class LoopParts {
       : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1), synced_(now_ns()) {}
 
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
-  // taken it over). The patience is twice this thread's time since its last barrier (all its
-  // work of a step, whichever side of the barrier it lies), at least take_over_patience():
-  // larger steps vary more. (Measuring only the work before the barrier, the gate pass of
-  // the backward loops, made threads take over after ordinary GEMM imbalances.)
-  bool sync(SpinBarrier& barrier) {
+  // taken it over). steps_left: the steps after this one.
+  //
+  // For steps longer than take_over_patience() the patience is that of ski rental: waiting
+  // costs the partner's delay, taking over costs running the rest of the loop alone, about
+  // steps_left * step more; so wait up to half of that before taking over. (With twice the
+  // step alone, 100x64x512 LSTM took over in 2 of 11 calls and ran the rest of those loops at
+  // half speed.) Shorter steps gain little from a second thread on a busy host, and keep the
+  // least patience. Always at least twice this thread's time since its last barrier (all its
+  // work of a step, whichever side of the barrier it lies: measuring only the work before the
+  // barrier, the gate pass of the backward loops, made threads take over after ordinary GEMM
+  // imbalances), unless take_over_patience() is 0 (tests: take over at once).
+  bool sync(SpinBarrier& barrier, int64_t steps_left) {
     if (!shared_) return true;
-    const int64_t patience = std::max<int64_t>(take_over_patience(), 2 * (now_ns() - synced_));
+    const int64_t floor = take_over_patience(), step = now_ns() - synced_;
+    const int64_t rent = step > floor ? steps_left * step / 2 : 0;
+    const int64_t patience = floor == 0 ? 0 : std::max({floor, 2 * step, rent});
     const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
     synced_ = now_ns();
     switch (turn) {
@@ -95,7 +104,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
           }
         }
       }
-      if (!parts.sync(barrier)) return;
+      if (!parts.sync(barrier, steps - 1 - s)) return;
       std::swap(h, h_next);
     }
     for (int part = parts.first; part < parts.last; ++part)
@@ -144,7 +153,7 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
           if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
         }
       }
-      if (!parts.sync(barrier)) return;
+      if (!parts.sync(barrier, s)) return;
       for (int part = parts.first; part < parts.last; ++part)
         panel_gemm(kernels, plan.backward[part], batch, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
