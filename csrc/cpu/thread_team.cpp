@@ -154,6 +154,29 @@ int default_size() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// How long a worker keeps looking for the next job before it sleeps, and the caller for the
+// workers' end of a job. A call runs several jobs a few microseconds apart (packing each
+// layout, then the time loop), and a program calls again and again; waking a sleeping thread
+// on this virtual machine took long enough that the time loop's first barrier often ran out of
+// patience, so that a loop at batch 1 went solo, and the calls after it ran on one thread.
+constexpr int64_t kIdleSpinNs = 2000000;
+
+// Until done() or kIdleSpinNs have passed: pauses, then (after ~50 us) yields, so that an
+// oversubscribed machine still gets on. True if done() came true.
+template <typename Done>
+bool spin_until(Done done) {
+  const int64_t deadline = now_ns() + kIdleSpinNs;
+  for (int spins = 0;; ++spins) {
+    if (done()) return true;
+    if (spins < 2048) {
+      FUSEDRNN_PAUSE();
+    } else {
+      if (now_ns() > deadline) return false;
+      std::this_thread::yield();
+    }
+  }
+}
+
 class Team {
  public:
   void run(int n, const std::function<void(int, SpinBarrier&)>& job) {
@@ -170,16 +193,17 @@ class Team {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = &job;
       threads_ = n;
-      pending_ = n - 1;
-      ++generation_;
+      pending_.store(n - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     {
       DenormalsOff guard;
       job(0, barrier_);
     }
+    if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) return;
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
   std::atomic<int> size_{default_size()};
@@ -188,7 +212,8 @@ class Team {
   void grow(int workers) {
     while (static_cast<int>(workers_.size()) < workers) {
       const int tid = static_cast<int>(workers_.size()) + 1;
-      const uint64_t now = generation_;  // a new worker waits for the next job, not a past one
+      // A new worker waits for the next job, not a past one.
+      const uint64_t now = generation_.load(std::memory_order_relaxed);
       workers_.emplace_back([this, tid, now] { work(tid, now); });
       workers_.back().detach();  // the team lives as long as the process
     }
@@ -197,10 +222,11 @@ class Team {
   void work(int tid, uint64_t seen) {
     for (;;) {
       const std::function<void(int, SpinBarrier&)>* job;
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        seen = generation_.load(std::memory_order_relaxed);
         if (tid >= threads_) continue;
         job = job_;
       }
@@ -208,8 +234,10 @@ class Team {
         DenormalsOff guard;
         (*job)(tid, barrier_);
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller may be about to sleep
+        done_.notify_one();
+      }
     }
   }
 
@@ -219,8 +247,9 @@ class Team {
   std::vector<std::thread> workers_;
   SpinBarrier barrier_;
   const std::function<void(int, SpinBarrier&)>* job_ = nullptr;
-  int threads_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
+  int threads_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
 };
 
 // Never destroyed: its detached workers may outlive static destruction at exit. A child of
