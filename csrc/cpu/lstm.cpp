@@ -278,8 +278,9 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
                         g.dx, d.I);
   cpu::parallel_gemm<T>(p.threads, true, false, d.G, d.P, rows, dgates.data(), d.G, saved.h_prev, d.P,
                         T(0), g.dw_hh, d.P);
-  cpu::column_sums(rows, d.G, dgates.data(), g.db_ih);
-  cpu::column_sums(rows, d.G, dgates.data(), g.db_hh);
+  cpu::column_sums(rows, d.G, dgates.data(), g.db_ih);  // both biases get the same sum
+  if (g.db_ih && g.db_hh) std::copy(g.db_ih, g.db_ih + d.G, g.db_hh);
+  else cpu::column_sums(rows, d.G, dgates.data(), g.db_hh);
   if (proj)
     cpu::parallel_gemm<T>(p.threads, true, false, d.P, d.H, rows, dh_out.data(), d.P, h_tilde.data(), d.H,
                           T(0), g.dw_hr, d.H);
