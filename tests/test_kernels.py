@@ -457,6 +457,18 @@ def test_thread_counts_match_reference(variant, dtype, threads, restore_threads)
     check_against_reference(p, context=f"threads={threads} " + describe(p))
 
 
+@pytest.mark.parametrize("B", [13, 61])
+@pytest.mark.parametrize("variant", ["lstm", "gru"])
+def test_weights_too_large_for_cache_match_reference(variant, B, restore_threads):
+    """Panel sets over 4 MiB (one thread, H = I = 600) take the GEMM path that tiles the rows:
+    61 rows make two tiles of 6-, 4- and 1-row blocks, the last tile taking the odd rows."""
+    kind, proj, lbr = VARIANTS[variant]
+    fusedrnn.set_num_threads(1)
+    p = make_problem(rng_for("big panels", variant, B), kind, 2, B, 600, 600, dtype=np.float32,
+                     linear_before_reset=lbr)
+    check_against_reference(p, context=describe(p))
+
+
 # --------------------------------------------------------------------------------------
 # The helper itself: a wrong answer must fail (guards against a vacuous comparison).
 # --------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ int64_t row_tile(int64_t rows, int64_t k, int64_t panel_bytes) {
   return (rows + tiles - 1) / tiles;
 }
 
-// Rows [r0, r1) against panel p: blocks of 6 rows (12 accumulators: two panel loads and six
+// Rows [r0, r1) against one panel: blocks of 6 rows (12 accumulators: two panel loads and six
 // broadcasts per step of k, enough independent FMA chains to cover the FMA latency, 4 cycles
 // on 2 pipes on Zen 3, with room to spare; and each panel load serves 6 rows, so a panel that
 // spills L1, k = 1024, costs 2/3 of the L2 traffic of 4-row blocks), then blocks of 4 (8 is
