@@ -80,15 +80,16 @@ struct PanelSet {
 
  private:
   // d[i * lanes + l] = w[l * n_stride + i * k_stride] for l < cols, i < k, and 0 for the
-  // missing lanes cols <= l < lanes. Weights in rows
-  // (k_stride 1, the forward layouts) are transposed in 4 x 4 blocks: 0.15 -> 0.04 ms per MiB
-  // on the 2-core EPYC, which is most of a call's fixed cost at batch 1.
+  // missing lanes cols <= l < lanes. Weights in rows (k_stride 1, the forward layouts) are
+  // transposed in 4 x 4 blocks: 1 MiB took 0.15-0.23 ms, now 0.05, on the 2-core EPYC (most of
+  // a call's fixed cost at batch 1).
   void pack_panel(const T* w, int64_t n_stride, int64_t k_stride, int cols, T* d) const {
     int64_t i = 0;
     if (k_stride == 1) {
       for (; i + 4 <= k; i += 4) {
         int l = 0;
-        for (; l + 4 <= cols; l += 4) transpose4(w + l * n_stride + i, n_stride, d + i * lanes + l);
+        for (; l + 4 <= cols; l += 4)
+          transpose4(w + l * n_stride + i, n_stride, d + i * lanes + l);
         for (; l < cols; ++l)
           for (int ii = 0; ii < 4; ++ii) d[(i + ii) * lanes + l] = w[l * n_stride + i + ii];
       }
@@ -97,7 +98,8 @@ struct PanelSet {
     }
     for (; i < k; ++i)
       for (int l = 0; l < cols; ++l) d[i * lanes + l] = w[l * n_stride + i * k_stride];
-    for (i = 0; cols < lanes && i < k; ++i) std::fill(d + i * lanes + cols, d + (i + 1) * lanes, T(0));
+    for (i = 0; cols < lanes && i < k; ++i)
+      std::fill(d + i * lanes + cols, d + (i + 1) * lanes, T(0));
   }
 
   // d[ii * lanes + j] = w[j * ld + ii] for ii, j < 4: four loads, eight shuffles, four stores.

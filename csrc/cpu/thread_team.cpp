@@ -141,11 +141,14 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
     }
   }
   // Claimed: wait until the late threads have finished this step (they then leave). Spin
-  // first: on this virtual machine waking a sleeping claimer took long enough that, in calls
-  // after an idle pause, a take-over cost more than it saved (LSTM 100x1x256, 0.3 s pauses,
-  // medians 6.9 ms against 4.1 ms without take-overs). Then sleep: the sleeper's core goes
-  // idle, so the scheduler can move a partner that this machine's own load descheduled onto it.
-  auto released = [&] { return phase_of(phase_.load(std::memory_order_acquire)) != phase_of(word); };
+  // first: a sleeping claimer's wake-up is on the loop's critical path, and on this virtual
+  // machine it took long enough that in calls after an idle pause a take-over often cost more
+  // than it saved (LSTM 100x16x256 after 0.3 s pauses, medians: 27.9 -> 17.7 ms). Then sleep:
+  // the sleeper's core goes idle, so the scheduler can move a partner that this machine's own
+  // load descheduled onto it.
+  auto released = [&] {
+    return phase_of(phase_.load(std::memory_order_acquire)) != phase_of(word);
+  };
   if (spin_until(released)) return Turn::solo;
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   for (int w; phase_of(w = phase_.load(std::memory_order_seq_cst)) == phase_of(word);)
