@@ -319,3 +319,22 @@ def restore_threads():
     n = fusedrnn.get_num_threads()
     yield n
     fusedrnn.set_num_threads(n)
+
+
+# The GPU backend's variants (kind, projection size, linear_before_reset) for tests/test_cuda.py
+# and its host emulation, tests/test_cuda_emulated.py.
+CUDA_VARIANTS = [("lstm", 0, True), ("lstm", 3, True), ("gru", 0, True), ("gru", 0, False)]
+CUDA_VARIANT_IDS = ["lstm", "lstm_proj", "gru", "gru_nolbr"]
+
+
+def cuda_variant_problem(key, variant, shape, lengths, reverse, optional):
+    """A float32 problem of a CUDA_VARIANTS entry at shape (T, B, I, H), seeded by the tuple key
+    and the rest; optional: whether the biases, initial states and final-state gradients are
+    given."""
+    kind, P, lbr = variant
+    T, B, I, H = shape
+    flags = dict(b_ih=optional, b_hh=optional, h0=optional, c0=optional, dhn=optional,
+                 dcn=optional)
+    return make_problem(rng_for(*key, variant, shape, lengths, reverse, optional), kind, T, B,
+                        I, H, P=min(P, H - 1), dtype=np.float32, lengths=lengths, reverse=reverse,
+                        linear_before_reset=lbr, **flags)

@@ -22,6 +22,8 @@ import pytest
 
 import fusedrnn
 from conftest import (
+    CUDA_VARIANT_IDS,
+    CUDA_VARIANTS,
     Tolerance,
     assert_named_close,
     describe,
@@ -30,6 +32,7 @@ from conftest import (
     make_problem,
     reference_backward,
     reference_forward,
+    cuda_variant_problem,
     rng_for,
 )
 
@@ -149,8 +152,7 @@ def run(p):
     return host(out), host(grads)
 
 
-VARIANTS = [("lstm", 0, True), ("lstm", 3, True), ("gru", 0, True), ("gru", 0, False)]
-VARIANT_IDS = ["lstm", "lstm_proj", "gru", "gru_nolbr"]
+VARIANTS, VARIANT_IDS = CUDA_VARIANTS, CUDA_VARIANT_IDS
 SHAPES = [(1, 1, 1, 4), (7, 3, 5, 4), (11, 5, 2, 7)]
 
 
@@ -160,14 +162,7 @@ SHAPES = [(1, 1, 1, 4), (7, 3, 5, 4), (11, 5, 2, 7)]
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 @pytest.mark.parametrize("optional", [True, False], ids=["all-args", "no-optional"])
 def test_float32_matches_reference(emulated, variant, shape, lengths, reverse, optional):
-    kind, P, lbr = variant
-    T, B, I, H = shape
-    P = min(P, H - 1)
-    flags = dict(b_ih=optional, b_hh=optional, h0=optional, c0=optional, dhn=optional,
-                 dcn=optional)
-    p = make_problem(rng_for("emu", variant, shape, lengths, reverse, optional), kind, T, B, I,
-                     H, P=P, dtype=np.float32, lengths=lengths, reverse=reverse,
-                     linear_before_reset=lbr, **flags)
+    p = cuda_variant_problem(("emu",), variant, shape, lengths, reverse, optional)
     out, grads = run(p)
     ref_out, cache = reference_forward(p)
     assert_named_close(out, ref_out, np.float32, context=f"{describe(p)} forward")

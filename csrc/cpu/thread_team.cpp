@@ -143,9 +143,10 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
   // Claimed: wait until the late threads have finished this step (they then leave). Spin
   // first: a sleeping claimer's wake-up is on the loop's critical path, and on this virtual
   // machine it took long enough that in calls after an idle pause a take-over often cost more
-  // than it saved (LSTM 100x16x256 after 0.3 s pauses, medians: 27.9 -> 17.7 ms). Then sleep:
-  // the sleeper's core goes idle, so the scheduler can move a partner that this machine's own
-  // load descheduled onto it.
+  // than it saved (LSTM 100x1x256 after 0.3 s pauses, medians with take-overs against without,
+  // in one process: 6.7 against 4.1-4.4 ms; spinning, 6.2 against 4.8 and 7.8 against 6.8).
+  // Then sleep: the sleeper's core goes idle, so the scheduler can move a partner that this
+  // machine's own load descheduled onto it.
   auto released = [&] {
     return phase_of(phase_.load(std::memory_order_acquire)) != phase_of(word);
   };

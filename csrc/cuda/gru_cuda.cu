@@ -59,11 +59,8 @@ bool forward_persistent(const GruProblem<T>& p, const Dims& d, const StepOrder& 
   if (!d.lbr) return false;
   PersistentGru<T> q{order, d.B, d.H, 0, buf.xproj, p.w_hh, p.b_ih, p.b_hh, buf.h_buf, y,
                      saved ? saved->gates : nullptr, saved ? saved->h_prev : nullptr};
-  copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
-  const bool ran = saved ? run_persistent<PersistentGru<T>, gru_persistent_step<T, true>>(q, 3, st)
-                         : run_persistent<PersistentGru<T>, gru_persistent_step<T, false>>(q, 3, st);
-  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
-  return ran;
+  return run_persistent_forward<PersistentGru<T>, gru_persistent_step<T, true>,
+                                gru_persistent_step<T, false>>(q, 3, saved != nullptr, hn, st);
 }
 
 // Backward scratch: dgx [T, B, 3H] (x side), and for linear_before_reset dgh [T, B, 3H] (h

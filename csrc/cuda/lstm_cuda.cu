@@ -60,11 +60,8 @@ bool forward_persistent(const LstmProblem<T>& p, const Dims& d, const StepOrder&
   PersistentLstm<T> q{order, d.B, d.H, 0, buf.xproj, p.w_hh, p.b_ih, p.b_hh, buf.h_buf, cn, y,
                       saved ? saved->gates : nullptr, saved ? saved->c_prev : nullptr,
                       saved ? saved->h_prev : nullptr};
-  copy_or_zero(d.B * d.H, static_cast<const T*>(hn), buf.h_buf, st);
-  const bool ran = saved ? run_persistent<PersistentLstm<T>, lstm_persistent_step<T, true>>(q, 4, st)
-                         : run_persistent<PersistentLstm<T>, lstm_persistent_step<T, false>>(q, 4, st);
-  if (ran) copy_or_zero(d.B * d.H, static_cast<const T*>(buf.h_buf + (d.T_ & 1) * d.B * d.H), hn, st);
-  return ran;
+  return run_persistent_forward<PersistentLstm<T>, lstm_persistent_step<T, true>,
+                                lstm_persistent_step<T, false>>(q, 4, saved != nullptr, hn, st);
 }
 
 // Backward scratch: dgates [T, B, 4H] (time-major, for the weight GEMMs); dg_step [B, 4H] when

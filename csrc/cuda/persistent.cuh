@@ -27,6 +27,7 @@
 #include "cuda_check.hpp"
 #include "fusedrnn/gate_math.hpp"
 #include "half_types.cuh"
+#include "reductions.cuh"
 #include "step_order.cuh"
 
 #if !defined(FUSEDRNN_CUDA_EMULATION)
@@ -448,6 +449,22 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
 #else
   return launch_persistent(persistent_forward<Params, Step>, p, gates, smem_for, stream);
 #endif
+}
+
+// A forward loop run by run_persistent (Saving when the step saves for backward, else
+// Inference), with its state in p.h_buf [2, B, H]: h0, held in hn, goes in first and the final
+// state comes back to hn. False (nothing enqueued) as above.
+template <typename Params, PersistentPhase<Params> Saving, PersistentPhase<Params> Inference,
+          typename T>
+bool run_persistent_forward(const Params& p, int gates, bool saving, T* hn,
+                            cudaStream_t stream) {
+  const int64_t state = p.B * p.H;
+  copy_or_zero(state, static_cast<const T*>(hn), p.h_buf, stream);
+  const bool ran = saving ? run_persistent<Params, Saving>(p, gates, stream)
+                          : run_persistent<Params, Inference>(p, gates, stream);
+  if (ran)
+    copy_or_zero(state, static_cast<const T*>(p.h_buf + (p.order.steps & 1) * state), hn, stream);
+  return ran;
 }
 
 // The backward time loop of PhaseA / PhaseB as one persistent launch; false as above.

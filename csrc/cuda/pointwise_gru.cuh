@@ -17,6 +17,18 @@ namespace fusedrnn::cuda {
 
 using GruAct = math::StdActivations;
 
+// A padding row of a forward step, unit j: y is 0, and so are the saved gate blocks
+// (gates_saved of them) and h_prev, which backward never reads but multiplies by 0.
+template <typename T, bool kSave>
+__device__ void gru_padding(int64_t row, int64_t j, int64_t H, int gates_saved, T* y, T* gates,
+                            T* h_prev) {
+  y[row * H + j] = from_float<T>(0.0f);
+  if (!kSave) return;
+  for (int k = 0; k < gates_saved; ++k)
+    gates[(row * gates_saved + k) * H + j] = from_float<T>(0.0f);
+  h_prev[row * H + j] = from_float<T>(0.0f);
+}
+
 // linear_before_reset forward step s. xproj [T, B, 3H] = x @ w_ih^T, hproj [B, 3H] = h @ w_hh^T.
 // kSave: gates [T, B, 4H] gets r, z, n, W_hn h + b_hn; h_prev [T, B, H] the entering state.
 template <typename T, bool kSave>
@@ -30,11 +42,7 @@ __global__ void gru_lbr_forward_step(StepOrder order, int64_t s, int64_t B, int6
     const int64_t b = i / H, j = i - b * H;
     const int64_t row = order.time(s, b) * B + b;
     if (!order.valid(s, b)) {
-      y[row * H + j] = from_float<T>(0.0f);
-      if (kSave) {
-        for (int k = 0; k < 4; ++k) gates[row * S + k * H + j] = from_float<T>(0.0f);
-        h_prev[row * H + j] = from_float<T>(0.0f);
-      }
+      gru_padding<T, kSave>(row, j, H, 4, y, gates, h_prev);
       continue;
     }
     const T* xr = xproj + row * G;
@@ -96,11 +104,7 @@ __global__ void gru_new_step(StepOrder order, int64_t s, int64_t B, int64_t H,
     const int64_t b = i / H, j = i - b * H;
     const int64_t row = order.time(s, b) * B + b;
     if (!order.valid(s, b)) {
-      y[row * H + j] = from_float<T>(0.0f);
-      if (kSave) {
-        for (int k = 0; k < 3; ++k) gates[row * G + k * H + j] = from_float<T>(0.0f);
-        h_prev[row * H + j] = from_float<T>(0.0f);
-      }
+      gru_padding<T, kSave>(row, j, H, 3, y, gates, h_prev);
       continue;
     }
     const float r = to_float(rz[b * 2 * H + j]), z = to_float(rz[b * 2 * H + H + j]);
