@@ -469,6 +469,28 @@ def test_weights_too_large_for_cache_match_reference(variant, B, restore_threads
     check_against_reference(p, context=describe(p))
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_whole_sequence_projection_matches_reference(variant, reverse, restore_threads):
+    """w_ih and w_hh over 16 MiB together (H = I = 864, float32) take the input projection of
+    the whole sequence as one BLAS GEMM before the time loop, instead of per thread in chunks:
+    against the reference, with lengths (padding rows, scattered steps when reversed), and
+    bitwise the same on one thread as on two."""
+    kind, proj, lbr = VARIANTS[variant]
+    p = make_problem(rng_for("whole projection", variant, reverse), kind, 3, 5, 864, 864,
+                     P=432 if proj else 0, dtype=np.float32, lengths="random", reverse=reverse,
+                     linear_before_reset=lbr)
+    G = 4 if kind == "lstm" else 3
+    assert G * 864 * (864 + (p.P or 864)) * 4 > 16 << 20
+    fusedrnn.set_num_threads(2)
+    check_against_reference(p, context=describe(p))
+    two, _ = kernel_forward(p)
+    fusedrnn.set_num_threads(1)
+    one, _ = kernel_forward(p)
+    for name in one:
+        assert np.array_equal(one[name], two[name]), f"{name}: 1 and 2 threads differ"
+
+
 # --------------------------------------------------------------------------------------
 # The helper itself: a wrong answer must fail (guards against a vacuous comparison).
 # --------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ int threads_for(int max_threads) {
 
 template <typename T>
 void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,
+                   const T* c_row) {
   for (int64_t v : {m, n, k, lda, ldb, ldc}) to_blas(v);  // throw here, not in a worker
   // Blocks of rows that depend on m alone, dealt round-robin: every block is the same BLAS
   // call whatever the thread count, so the results are bitwise identical for any number of
@@ -74,7 +75,10 @@ void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64
     for (int64_t blk = tid; blk < blocks; blk += threads) {
       const int64_t r0 = blk * block_rows, rows = std::min(block_rows, m - r0);
       const T* a_rows = trans_a ? a + r0 : a + r0 * lda;
-      gemm<T>(trans_a, trans_b, rows, n, k, a_rows, lda, b, ldb, beta, c + r0 * ldc, ldc);
+      if (c_row)
+        for (int64_t r = r0; r < r0 + rows; ++r) std::copy(c_row, c_row + n, c + r * ldc);
+      gemm<T>(trans_a, trans_b, rows, n, k, a_rows, lda, b, ldb, c_row ? T(1) : beta,
+              c + r0 * ldc, ldc);
     }
   };
   parallel_run(threads, run);
@@ -85,8 +89,10 @@ template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, i
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
                            const double*, int64_t, double, double*, int64_t);
 template void parallel_gemm<float>(int, bool, bool, int64_t, int64_t, int64_t, const float*,
-                                   int64_t, const float*, int64_t, float, float*, int64_t);
+                                   int64_t, const float*, int64_t, float, float*, int64_t,
+                                   const float*);
 template void parallel_gemm<double>(int, bool, bool, int64_t, int64_t, int64_t, const double*,
-                                    int64_t, const double*, int64_t, double, double*, int64_t);
+                                    int64_t, const double*, int64_t, double, double*, int64_t,
+                                    const double*);
 
 }  // namespace fusedrnn::cpu

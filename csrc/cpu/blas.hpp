@@ -17,10 +17,12 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 // The same product, its rows of C split across the thread team (for the once-per-call GEMMs),
-// on at most max_threads threads (0: the whole team).
+// on at most max_threads threads (0: the whole team). c_row, when not null, is what every row
+// of C starts as (a bias; beta is then 1), written by the thread that computes the row.
 template <typename T>
 void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+                   const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,
+                   const T* c_row = nullptr);
 
 // The team size, capped by max_threads when it is positive.
 int threads_for(int max_threads);

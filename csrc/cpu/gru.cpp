@@ -35,10 +35,11 @@ template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
                                      cpu::Panels::forward, p.threads)
-                        .with_input(p.w_ih, 3, d.H, d.I, kernels.panel_lanes);
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, p.x, bias);
+                        .with_input(xproj.whole() ? nullptr : p.w_ih, 3, d.H, d.I,
+                                    kernels.panel_lanes);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
                  T* h_next, T* yr) {
@@ -67,15 +68,15 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const auto& kernels = cpu::step_kernels<T>();
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads,
                                      cpu::TeamPlan<T>::kLockstepWorkPerThread)
-                        .with_input(p.w_ih, 3, H, d.I, lanes);
+                        .with_input(xproj.whole() ? nullptr : p.w_ih, 3, H, d.I, lanes);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);
     reset.back().add_columns(p.w_hh, H, 1, 2 * H + u.begin, 2 * H + u.end);
   }
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, p.x, bias);
   std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {

@@ -65,8 +65,10 @@ struct TeamPlan {
   }
 
   // Packs each thread's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
+  // Null w_ih: none (the projection is computed before the loop); the sets stay empty.
   TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
     input.assign(threads, PanelSet<T>(in, lanes));
+    if (!w_ih) return std::move(*this);
     pack_each(input, gates, [&](int t, const Range& u) {
       input[t].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
     });
@@ -94,21 +96,33 @@ void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_
                      panels.col.data(), panels.width.data(), bias, c, ldc, accumulate);
 }
 
-// The input projection x @ w_ih^T + bias inside the team's time loop: each thread computes
-// its own gate columns, a chunk of steps at a time just before the loop needs them, so the
-// chunk stays in that thread's cache and needs no barrier. Scattered steps (reverse with
-// lengths) take the whole projection at once.
+// The input projection x @ w_ih^T + bias [steps, batch, width]. Inside the team's time loop:
+// each thread computes its own gate columns, a chunk of steps at a time just before the loop
+// needs them, so the chunk stays in that thread's cache and needs no barrier. But that streams
+// w_ih again for every chunk, and w_hh every step: once the two no longer fit in the L3
+// together, both come from memory. Then the whole sequence's projection is one BLAS GEMM over
+// the team, before the loop (whole()), which reads w_ih once and leaves the L3 to w_hh.
 template <typename T>
 class StepProjection {
  public:
+  // recurrent_k: the recurrent weights' reduction length (H, or P with projection).
   StepProjection(const StepOrder& order, int64_t steps, int64_t batch, int64_t width,
-                 int64_t input, const T* x, const T* bias)
+                 int64_t input, int64_t recurrent_k, const T* x, const T* w, const T* bias,
+                 int threads)
       : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x),
-        bias_(bias), chunk_(chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {}
+        bias_(bias), whole_(width * (input + recurrent_k) * int64_t(sizeof(T)) > kL3Bytes),
+        chunk_(whole_ ? steps : chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {
+    if (whole_)
+      parallel_gemm<T>(threads, false, true, steps * batch, width, input, x, input, w, input,
+                       T(0), data_.data(), width, bias);
+  }
+
+  // Whether the loop computes no projection itself (so its plan packs no input panels).
+  bool whole() const { return whole_; }
 
   // Called by every thread at every step s, before it reads the step's rows.
   void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s) {
-    if (s % chunk_ != 0) return;
+    if (whole_ || s % chunk_ != 0) return;
     const int64_t first = first_time(s);
     const int64_t rows = std::min(chunk_, steps_ - s) * batch_;
     for (int64_t r = 0; r < rows; r += kRowBlock)  // row blocks: x stays in L1 across panels
@@ -125,6 +139,13 @@ class StepProjection {
 
  private:
   static constexpr int64_t kRowBlock = 64;
+
+  // The weights (w_ih and w_hh) above which the projection is whole: half of the L3 of the
+  // 2-core EPYC (32 MiB), the rest going to x, the projection chunks and the states. LSTM
+  // inference T=50, B=32, 2 threads, min / median ms, chunks -> whole: H=1024 (32 MiB of
+  // weights) 199/228 -> 171/189; H=768 (18 MiB) 93/101 -> 89/104; H=640 63/77 -> 64/76. GRU
+  // H=1024 (24 MiB) 127/153 -> 119/126. But T=100, B=64, H=512 (8 MiB) 156/183 -> 191/209.
+  static constexpr int64_t kL3Bytes = int64_t(16) << 20;
 
   // About 128 rows a chunk: enough for the GEMM to run at speed, few enough to stay in cache.
   static int64_t chunk_steps(const StepOrder& order, int64_t steps, int64_t batch) {
@@ -143,6 +164,7 @@ class StepProjection {
   int64_t steps_, batch_, width_, input_;
   const T* x_;
   const T* bias_;
+  bool whole_;
   int64_t chunk_;
   std::vector<T> data_;
 };
