@@ -485,10 +485,12 @@ def test_whole_sequence_projection_matches_reference(variant, reverse, restore_t
     fusedrnn.set_num_threads(2)
     check_against_reference(p, context=describe(p))
     two, _ = kernel_forward(p)
+    inference, _ = kernel_forward(p, training=False)
     fusedrnn.set_num_threads(1)
     one, _ = kernel_forward(p)
     for name in one:
         assert np.array_equal(one[name], two[name]), f"{name}: 1 and 2 threads differ"
+        assert np.array_equal(inference[name], two[name]), f"{name}: inference differs"
 
 
 # --------------------------------------------------------------------------------------
