@@ -110,7 +110,7 @@ class StepProjection {
                  int64_t input, int64_t recurrent_k, const T* x, const T* w, const T* bias,
                  int threads)
       : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x),
-        bias_(bias), whole_(width * (input + recurrent_k) * int64_t(sizeof(T)) > kL3Bytes),
+        bias_(bias), whole_(whole_sequence(steps, batch, width, input, recurrent_k)),
         chunk_(whole_ ? steps : chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {
     if (whole_)
       parallel_gemm<T>(threads, false, true, steps * batch, width, input, x, input, w, input,
@@ -146,6 +146,15 @@ class StepProjection {
   // weights) 199/228 -> 171/189; H=768 (18 MiB) 93/101 -> 89/104; H=640 63/77 -> 64/76. GRU
   // H=1024 (24 MiB) 127/153 -> 119/126. But T=100, B=64, H=512 (8 MiB) 156/183 -> 191/209.
   static constexpr int64_t kL3Bytes = int64_t(16) << 20;
+  // The most the whole projection may hold: beyond it (very long sequences) the chunks'
+  // bounded memory wins over their speed.
+  static constexpr int64_t kMostBytes = int64_t(512) << 20;
+
+  static bool whole_sequence(int64_t steps, int64_t batch, int64_t width, int64_t input,
+                             int64_t recurrent_k) {
+    const int64_t weights = width * (input + recurrent_k) * int64_t(sizeof(T));
+    return weights > kL3Bytes && steps * batch * width * int64_t(sizeof(T)) <= kMostBytes;
+  }
 
   // About 128 rows a chunk: enough for the GEMM to run at speed, few enough to stay in cache.
   static int64_t chunk_steps(const StepOrder& order, int64_t steps, int64_t batch) {
