@@ -157,6 +157,7 @@ class StepProjection {
   }
 
   // About 128 rows a chunk: enough for the GEMM to run at speed, few enough to stay in cache.
+  // Scattered steps (reverse with lengths) are no blocks of rows: one chunk of every step.
   static int64_t chunk_steps(const StepOrder& order, int64_t steps, int64_t batch) {
     if (!order.steps_are_blocks()) return steps;
     return std::min<int64_t>(steps, std::max<int64_t>(1, 128 / std::max<int64_t>(batch, 1)));
