@@ -32,7 +32,10 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
 #pragma GCC unroll 8
   for (int q = 0; q < NP; ++q) {
     V b0{}, b1{};
-    if (bias[q]) {
+    if (bias[q] && width[q] == L) {  // a whole panel: two vector loads, as the stores below
+      std::memcpy(&b0, bias[q], sizeof b0);
+      std::memcpy(&b1, bias[q] + VL, sizeof b1);
+    } else if (bias[q]) {
       T lanes[L] = {};
       for (int l = 0; l < width[q]; ++l) lanes[l] = bias[q][l];
       std::memcpy(&b0, lanes, sizeof b0);
