@@ -91,12 +91,14 @@ def _child_run(queue):
     queue.put(run("lstm", p, 2, False, LENGTHS)[0])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, lengths):
-    """With no patience, a thread that waits for its partner at a step's barrier runs the rest
-    of the loop alone (as it does when a busy machine deschedules the partner): same bits."""
+    """With no patience, a thread that waits for its partner at a barrier runs the rest of the
+    loop alone (as it does when a busy machine deschedules the partner): same bits. The
+    projected LSTM and the original GRU have two barriers a step, either of which may be
+    where the loop is taken over."""
     from fusedrnn import _core
 
     p = problem(cell, np.float32, seed=5)

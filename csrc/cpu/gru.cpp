@@ -80,39 +80,46 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
+    cpu::LoopParts parts(tid, plan.threads);
     for (int64_t s = 0; s < d.T_; ++s) {
-      xproj.prepare(kernels, plan.input[tid], s);
-      cpu::panel_gemm(kernels, plan.forward[tid], d.B, hn, H, hproj.data(), G, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* rhb = rh.data() + b * H + u.begin;
-        if (order.valid(s, b))
-          kernels.gru_forward_reset(xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin,
-                                    hn + b * H + u.begin, rhb, H, n);
-        else
-          std::fill(rhb, rhb + n, T(0));
-      }
-      barrier.wait();
-      cpu::panel_gemm(kernels, reset[tid], d.B, rh.data(), H, hproj.data(), G, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* hb = hn + b * H + u.begin;
-        T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
-        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
-        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
-        if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
-          std::fill(yr, yr + n, T(0));
-          if (saved) {  // never read by backward, but must be finite (0 * x there)
-            cpu::fill_gates(sg, 3, H, n, T(0));
-            std::fill(sh, sh + n, T(0));
-          }
-          continue;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        xproj.prepare(kernels, plan.input[part], s);
+        cpu::panel_gemm(kernels, plan.forward[part], d.B, hn, H, hproj.data(), G, false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* rhb = rh.data() + b * H + u.begin;
+          if (order.valid(s, b))
+            kernels.gru_forward_reset(xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin,
+                                      hn + b * H + u.begin, rhb, H, n);
+          else
+            std::fill(rhb, rhb + n, T(0));
         }
-        if (sh) std::copy(hb, hb + n, sh);
-        const T* hr = hproj.data() + b * G + u.begin;
-        kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
       }
-      barrier.wait();
+      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        cpu::panel_gemm(kernels, reset[part], d.B, rh.data(), H, hproj.data(), G, false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* hb = hn + b * H + u.begin;
+          T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
+          T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
+          T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
+          if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
+            std::fill(yr, yr + n, T(0));
+            if (saved) {  // never read by backward, but must be finite (0 * x there)
+              cpu::fill_gates(sg, 3, H, n, T(0));
+              std::fill(sh, sh + n, T(0));
+            }
+            continue;
+          }
+          if (sh) std::copy(hb, hb + n, sh);
+          const T* hr = hproj.data() + b * G + u.begin;
+          kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
+        }
+      }
+      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
     }
   });
 }
@@ -157,43 +164,53 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
   std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * H), drh(d.B * H);
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    const Range u = plan.units[tid];
-    const int64_t n = u.size();
+    cpu::LoopParts parts(tid, plan.threads);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
       T* dg_step = blocks ? dg + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* dgs = dg_step + b * G + u.begin;
-        T* dhc = dh_cur + b * H + u.begin;
-        T* dhx = dh_next + b * H + u.begin;
-        if (!order.valid(s, b)) {  // padding: the gradient passes through
-          cpu::fill_gates(dgs, 3, H, n, T(0));
-          std::copy(dhc, dhc + n, dhx);
-          continue;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* dgs = dg_step + b * G + u.begin;
+          T* dhc = dh_cur + b * H + u.begin;
+          T* dhx = dh_next + b * H + u.begin;
+          if (!order.valid(s, b)) {  // padding: the gradient passes through
+            cpu::fill_gates(dgs, 3, H, n, T(0));
+            std::copy(dhc, dhc + n, dhx);
+            continue;
+          }
+          const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
+          for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+          kernels.gru_backward_blend(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                                     row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dhc,
+                                     dgs, dhx, H, n);
         }
-        const T* dyr = row_at(dy, order, s, b, d.B, H) + u.begin;
-        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-        kernels.gru_backward_blend(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
-                                   row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dhc, dgs,
-                                   dhx, H, n);
       }
-      barrier.wait();
-      cpu::panel_gemm(kernels, through_reset[tid], d.B, dg_step + 2 * H, G, drh.data(), H, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        if (!order.valid(s, b)) continue;
-        T* dgs = dg_step + b * G + u.begin;
-        kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
-                                   row_at(saved.h_prev, order, s, b, d.B, H) + u.begin,
-                                   drh.data() + b * H + u.begin, dgs, dh_next + b * H + u.begin,
-                                   H, n);
-        if (!blocks) cpu::copy_gates(dgs, row_at(dg, order, s, b, d.B, G) + u.begin, 3, H, n);
+      if (!parts.sync(barrier, s)) return;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        const int64_t n = u.size();
+        cpu::panel_gemm(kernels, through_reset[part], d.B, dg_step + 2 * H, G, drh.data(), H,
+                        false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          if (!order.valid(s, b)) continue;
+          T* dgs = dg_step + b * G + u.begin;
+          kernels.gru_backward_reset(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
+                                     row_at(saved.h_prev, order, s, b, d.B, H) + u.begin,
+                                     drh.data() + b * H + u.begin, dgs,
+                                     dh_next + b * H + u.begin, H, n);
+          if (!blocks) cpu::copy_gates(dgs, row_at(dg, order, s, b, d.B, G) + u.begin, 3, H, n);
+        }
       }
-      barrier.wait();
-      cpu::panel_gemm(kernels, through_rz[tid], d.B, dg_step, G, dh_next, H, true);
+      if (!parts.sync(barrier, s)) return;
+      for (int part = parts.first; part < parts.last; ++part)
+        cpu::panel_gemm(kernels, through_rz[part], d.B, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    cpu::settle_columns(dh_cur, dh, d.B, H, u.begin, u.end);
+    for (int part = parts.first; part < parts.last; ++part)
+      cpu::settle_columns(dh_cur, dh, d.B, H, plan.units[part].begin, plan.units[part].end);
   });
 }
 

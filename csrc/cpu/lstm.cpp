@@ -109,44 +109,51 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   const int64_t H = d.H, P = d.P;
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    const Range u = plan.units[tid], o = proj.outs[tid];
+    cpu::LoopParts parts(tid, plan.threads);
     T* h = hn;
     T* h_next = other.data();
     for (int64_t s = 0; s < d.T_; ++s) {
-      xproj.prepare(kernels, plan.input[tid], s);
-      cpu::panel_gemm(kernels, plan.forward[tid], d.B, h, P, hproj.data(), d.G, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;
-        T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) + u.begin : nullptr;
-        if (order.valid(s, b)) {
-          kernels.lstm_forward(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
-                               cn + b * H + u.begin, h_tilde.data() + b * H + u.begin, sg, sc,
-                               H, u.size());
-        } else if (saved) {  // never read by backward, but must be finite (0 * x there)
-          cpu::fill_gates(sg, 4, H, u.size(), T(0));
-          std::fill(sc, sc + u.size(), T(0));
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        xproj.prepare(kernels, plan.input[part], s);
+        cpu::panel_gemm(kernels, plan.forward[part], d.B, h, P, hproj.data(), d.G, false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;
+          T* sc = saved ? row_at(saved->c_prev, order, s, b, d.B, H) + u.begin : nullptr;
+          if (order.valid(s, b)) {
+            kernels.lstm_forward(xproj.row(s, b) + u.begin, hproj.data() + b * d.G + u.begin,
+                                 cn + b * H + u.begin, h_tilde.data() + b * H + u.begin, sg,
+                                 sc, H, u.size());
+          } else if (saved) {  // never read by backward, but must be finite (0 * x there)
+            cpu::fill_gates(sg, 4, H, u.size(), T(0));
+            std::fill(sc, sc + u.size(), T(0));
+          }
         }
       }
-      barrier.wait();
-      cpu::panel_gemm(kernels, proj.project[tid], d.B, h_tilde.data(), H, h_next, P, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        const T* hb = h + b * P + o.begin;
-        T* hx = h_next + b * P + o.begin;
-        T* yr = row_at(y, order, s, b, d.B, P) + o.begin;
-        T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, P) + o.begin : nullptr;
-        if (order.valid(s, b)) {
-          std::copy(hx, hx + o.size(), yr);
-          if (sh) std::copy(hb, hb + o.size(), sh);
-        } else {  // padding: the state carries over, y is 0
-          std::copy(hb, hb + o.size(), hx);
-          std::fill(yr, yr + o.size(), T(0));
-          if (sh) std::fill(sh, sh + o.size(), T(0));
+      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range o = proj.outs[part];
+        cpu::panel_gemm(kernels, proj.project[part], d.B, h_tilde.data(), H, h_next, P, false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          const T* hb = h + b * P + o.begin;
+          T* hx = h_next + b * P + o.begin;
+          T* yr = row_at(y, order, s, b, d.B, P) + o.begin;
+          T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, P) + o.begin : nullptr;
+          if (order.valid(s, b)) {
+            std::copy(hx, hx + o.size(), yr);
+            if (sh) std::copy(hb, hb + o.size(), sh);
+          } else {  // padding: the state carries over, y is 0
+            std::copy(hb, hb + o.size(), hx);
+            std::fill(yr, yr + o.size(), T(0));
+            if (sh) std::fill(sh, sh + o.size(), T(0));
+          }
         }
       }
-      barrier.wait();
+      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
       std::swap(h, h_next);
     }
-    cpu::settle_columns(h, hn, d.B, P, o.begin, o.end);
+    for (int part = parts.first; part < parts.last; ++part)
+      cpu::settle_columns(h, hn, d.B, P, proj.outs[part].begin, proj.outs[part].end);
   });
 }
 
@@ -186,49 +193,57 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
   std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * P), dh_tilde(d.B * H);
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    const Range u = plan.units[tid], o = proj.outs[tid];
+    cpu::LoopParts parts(tid, plan.threads);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
       T* dho = dh_out + s * d.B * P;
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* dhb = dh_cur + b * P + o.begin;
-        T* dob = dho + b * P + o.begin;
-        T* dhx = dh_next + b * P + o.begin;
-        if (order.valid(s, b)) {
-          const T* dyr = row_at(dy, order, s, b, d.B, P) + o.begin;
-          for (int64_t j = 0; j < o.size(); ++j) dhb[j] += dyr[j];
-          std::copy(dhb, dhb + o.size(), dob);
-          std::fill(dhx, dhx + o.size(), T(0));
-        } else {  // padding: the gradient passes through
-          std::fill(dob, dob + o.size(), T(0));
-          std::copy(dhb, dhb + o.size(), dhx);
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range o = proj.outs[part];
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* dhb = dh_cur + b * P + o.begin;
+          T* dob = dho + b * P + o.begin;
+          T* dhx = dh_next + b * P + o.begin;
+          if (order.valid(s, b)) {
+            const T* dyr = row_at(dy, order, s, b, d.B, P) + o.begin;
+            for (int64_t j = 0; j < o.size(); ++j) dhb[j] += dyr[j];
+            std::copy(dhb, dhb + o.size(), dob);
+            std::fill(dhx, dhx + o.size(), T(0));
+          } else {  // padding: the gradient passes through
+            std::fill(dob, dob + o.size(), T(0));
+            std::copy(dhb, dhb + o.size(), dhx);
+          }
         }
       }
-      barrier.wait();
+      if (!parts.sync(barrier, s)) return;
       T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G
                           : dstep.data() + (s & 1) * d.B * G;
-      cpu::panel_gemm(kernels, proj.tilde[tid], d.B, dho, P, dh_tilde.data(), H, false);
-      for (int64_t b = 0; b < d.B; ++b) {
-        T* dg = dg_step + b * G + u.begin;
-        T* ht = h_tilde + (s * d.B + b) * H + u.begin;
-        if (!order.valid(s, b)) {
-          cpu::fill_gates(dg, 4, H, u.size(), T(0));
-          std::fill(ht, ht + u.size(), T(0));
-          continue;
+      for (int part = parts.first; part < parts.last; ++part) {
+        const Range u = plan.units[part];
+        cpu::panel_gemm(kernels, proj.tilde[part], d.B, dho, P, dh_tilde.data(), H, false);
+        for (int64_t b = 0; b < d.B; ++b) {
+          T* dg = dg_step + b * G + u.begin;
+          T* ht = h_tilde + (s * d.B + b) * H + u.begin;
+          if (!order.valid(s, b)) {
+            cpu::fill_gates(dg, 4, H, u.size(), T(0));
+            std::fill(ht, ht + u.size(), T(0));
+            continue;
+          }
+          kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, G) + u.begin,
+                                row_at(saved.c_prev, order, s, b, d.B, H) + u.begin,
+                                dh_tilde.data() + b * H + u.begin, dc + b * H + u.begin, dg, ht,
+                                H, u.size());
+          if (!blocks) cpu::copy_gates(dg, row_at(dgates, order, s, b, d.B, G) + u.begin, 4, H,
+                                       u.size());
         }
-        kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, G) + u.begin,
-                              row_at(saved.c_prev, order, s, b, d.B, H) + u.begin,
-                              dh_tilde.data() + b * H + u.begin, dc + b * H + u.begin, dg, ht,
-                              H, u.size());
-        if (!blocks) cpu::copy_gates(dg, row_at(dgates, order, s, b, d.B, G) + u.begin, 4, H,
-                                     u.size());
       }
-      barrier.wait();
-      cpu::panel_gemm(kernels, proj.state[tid], d.B, dg_step, G, dh_next, P, true);
+      if (!parts.sync(barrier, s)) return;
+      for (int part = parts.first; part < parts.last; ++part)
+        cpu::panel_gemm(kernels, proj.state[part], d.B, dg_step, G, dh_next, P, true);
       std::swap(dh_cur, dh_next);
     }
-    cpu::settle_columns(dh_cur, dh, d.B, P, o.begin, o.end);
+    for (int part = parts.first; part < parts.last; ++part)
+      cpu::settle_columns(dh_cur, dh, d.B, P, proj.outs[part].begin, proj.outs[part].end);
   });
 }
 

@@ -37,8 +37,9 @@ struct TeamPlan {
   // after a take-over such small problems run on one thread (taken_over_recently); with both,
   // the medians of two threads are within 10-20 % of one thread's on a noisy host.
   static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
-  // The same for the loops with two barriers a step and no take-over (projection, original
-  // GRU): a descheduled partner stalls them for a time slice, so they split large steps only.
+  // The same for the loops with two barriers a step (projection, original GRU), which split
+  // large steps only: set when they had no take-over, and a descheduled partner stalled them
+  // for a time slice.
   static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
