@@ -9,7 +9,7 @@ from fusedrnn import reference as ref
 
 # 131 hidden units: several 16-lane float panels (8-lane for float64) per thread, and a short
 # last panel; B large enough that the per-step work is split (one thread runs problems under
-# 2^20 multiply-adds a step in the two-barrier loops); lengths with 0s and full lengths.
+# 2^16 multiply-adds a step in the two-barrier loops); lengths with 0s and full lengths.
 T, B, I, H = 7, 64, 11, 131
 LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 

@@ -37,10 +37,15 @@ struct TeamPlan {
   // after a take-over such small problems run on one thread (taken_over_recently); with both,
   // the medians of two threads are within 10-20 % of one thread's on a noisy host.
   static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
-  // The same for the loops with two barriers a step (projection, original GRU), which split
-  // large steps only: set when they had no take-over, and a descheduled partner stalled them
-  // for a time slice.
-  static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 20;
+  // The same for the loops with two barriers a step (projection, original GRU). They split
+  // only steps of 2^20 and more while they had no take-over; with it, interleaved calls, min /
+  // median ms, one thread -> two: LSTM with P=128 at 100x1x256 1.69/2.35 -> 0.94/2.15 and at
+  // 100x8x256 8.94/12.6 -> 6.53/7.89; original GRU 100x1x256 1.75/2.34 -> 0.94/2.22, 100x4x256
+  // 3.96/4.84 -> 2.22/3.49. But 1000x1x128 (2^15 a step) 3.72/4.76 -> 3.82/4.85: not below.
+  static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 16;
+  // For half a second after a take-over (taken_over_recently), steps of fewer multiply-adds
+  // run on one thread.
+  static constexpr int64_t kSmallStepWork = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
   // panel, at most max_threads threads (0: the team's size), min_work: kWorkPerThread or
@@ -50,7 +55,7 @@ struct TeamPlan {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
-    if (work < kLockstepWorkPerThread && taken_over_recently()) threads = 1;
+    if (work < kSmallStepWork && taken_over_recently()) threads = 1;
     for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
     if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
       forward.assign(threads, PanelSet<T>(k, lanes));
