@@ -96,7 +96,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
             std::fill(rhb, rhb + n, T(0));
         }
       }
-      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
@@ -119,7 +119,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
           kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
         }
       }
-      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      if (!parts.sync(barrier, 2 * (d.T_ - 1 - s))) return;
     }
   });
 }
@@ -188,7 +188,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
                                      dgs, dhx, H, n);
         }
       }
-      if (!parts.sync(barrier, s)) return;
+      if (!parts.sync(barrier, 2 * s + 1)) return;
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
@@ -204,7 +204,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
           if (!blocks) cpu::copy_gates(dgs, row_at(dg, order, s, b, d.B, G) + u.begin, 3, H, n);
         }
       }
-      if (!parts.sync(barrier, s)) return;
+      if (!parts.sync(barrier, 2 * s)) return;
       for (int part = parts.first; part < parts.last; ++part)
         cpu::panel_gemm(kernels, through_rz[part], d.B, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);

@@ -130,7 +130,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
           }
         }
       }
-      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;
       for (int part = parts.first; part < parts.last; ++part) {
         const Range o = proj.outs[part];
         cpu::panel_gemm(kernels, proj.project[part], d.B, h_tilde.data(), H, h_next, P, false);
@@ -149,7 +149,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
           }
         }
       }
-      if (!parts.sync(barrier, d.T_ - 1 - s)) return;
+      if (!parts.sync(barrier, 2 * (d.T_ - 1 - s))) return;
       std::swap(h, h_next);
     }
     for (int part = parts.first; part < parts.last; ++part)
@@ -215,7 +215,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
           }
         }
       }
-      if (!parts.sync(barrier, s)) return;
+      if (!parts.sync(barrier, 2 * s + 1)) return;
       T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G
                           : dstep.data() + (s & 1) * d.B * G;
       for (int part = parts.first; part < parts.last; ++part) {
@@ -237,7 +237,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
                                        u.size());
         }
       }
-      if (!parts.sync(barrier, s)) return;
+      if (!parts.sync(barrier, 2 * s)) return;
       for (int part = parts.first; part < parts.last; ++part)
         cpu::panel_gemm(kernels, proj.state[part], d.B, dg_step, G, dh_next, P, true);
       std::swap(dh_cur, dh_next);

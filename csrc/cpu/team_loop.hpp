@@ -23,7 +23,8 @@ class LoopParts {
       : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1), synced_(now_ns()) {}
 
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
-  // taken it over). steps_left: the steps after this one.
+  // taken it over). steps_left: how many barriers come after this one (the steps left, in
+  // the loops with one barrier a step); a "step" below is the time from one to the next.
   //
   // For steps longer than take_over_patience() the patience is that of ski rental: waiting
   // costs the partner's delay, taking over costs running the rest of the loop alone, about
