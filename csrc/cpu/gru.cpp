@@ -38,8 +38,7 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
                                      cpu::Panels::forward, p.threads)
-                        .with_input(xproj.whole() ? nullptr : p.w_ih, 3, d.H, d.I,
-                                    kernels.panel_lanes);
+                        .with_input(xproj.loop_weights(), 3, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
                  T* h_next, T* yr) {
@@ -71,7 +70,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads,
                                      cpu::TeamPlan<T>::kLockstepWorkPerThread)
-                        .with_input(xproj.whole() ? nullptr : p.w_ih, 3, H, d.I, lanes);
+                        .with_input(xproj.loop_weights(), 3, H, d.I, lanes);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);

@@ -37,8 +37,7 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
                                      cpu::Panels::forward, p.threads)
-                        .with_input(xproj.whole() ? nullptr : p.w_ih, 4, d.H, d.I,
-                                    kernels.panel_lanes);
+                        .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto saved_rows = [&](int64_t s, int64_t b, const Range& u) {
     return std::make_tuple(row_at(saved->gates, order, s, b, d.B, d.G) + u.begin,
@@ -102,8 +101,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes,
                                      cpu::Panels::forward, p.threads,
                                      cpu::TeamPlan<T>::kLockstepWorkPerThread)
-                        .with_input(xproj.whole() ? nullptr : p.w_ih, 4, d.H, d.I,
-                                    kernels.panel_lanes);
+                        .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false);
   std::vector<T> other(d.B * d.P), hproj(d.B * d.G), h_tilde(d.B * d.H);
   const int64_t H = d.H, P = d.P;

