@@ -80,3 +80,22 @@ def test_cpp_api_rejects_bad_arguments_by_name(tmp_path):
     with pytest.raises(ValueError) as e:
         fusedrnn.lstm_forward(x, w_ih, w_hh, lengths=np.array([3, 4]))
     assert str(e.value) == expected["bad_lengths"]
+
+
+@needs_cmake
+def test_buffer_cache_policy(tmp_path):
+    """tests/cpp/buffer_cache.cpp: large freed blocks are kept and reused, never for a request
+    under half their size; the cache stays under its limit, oldest blocks leaving first."""
+    lines = build_and_run(API_ERRORS, "buffer_cache", tmp_path).splitlines()
+    got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
+    limit = got.pop("limit_mib")
+    if limit == 0:
+        pytest.skip("this build caches nothing (sanitizers)")
+    assert limit == 512
+    assert got == {
+        "small_aligned": 1, "small_cached": 0,
+        "big_on_huge_page": 1, "big_cached_mib": 10, "reused": 1,
+        "not_twice_the_request": 1, "both_cached_mib": 14,
+        # five 150 MiB blocks: the 10 and 4 MiB blocks and the first two 150s are evicted
+        "bounded_mib": 450, "after_huge_mib": 450, "emptied": 0,
+    }

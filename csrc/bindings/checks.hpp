@@ -10,6 +10,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "fusedrnn/fusedrnn.hpp"
+
 namespace fusedrnn::bind {
 
 namespace py = pybind11;
@@ -67,6 +69,20 @@ const T* ptr(const std::optional<Array<T>>& a) {
   return a ? a->data() : nullptr;
 }
 
+// A new C-contiguous array. Its memory comes from the core's buffer cache, which keeps large
+// freed blocks for the next call: the arrays of a training step are the same every step.
+template <typename T>
+Array<T> fresh(const std::vector<py::ssize_t>& shape) {
+  size_t bytes = sizeof(T);
+  for (py::ssize_t n : shape)
+    if (__builtin_mul_overflow(bytes, static_cast<size_t>(n), &bytes))
+      throw py::value_error("fusedrnn: array of shape " + shape_str(std::vector<int64_t>(
+                            shape.begin(), shape.end())) + " is too large to allocate");
+  void* p = fusedrnn::allocate_buffer(bytes);
+  py::capsule owner(p, [](void* q) { fusedrnn::free_buffer(q); });
+  return Array<T>(shape, static_cast<T*>(p), owner);
+}
+
 // An output buffer: a new array when obj is None, else obj itself after checking that it is a
 // writeable C-contiguous array of T with the expected shape (written in place, never copied).
 template <typename T>
@@ -74,7 +90,7 @@ Array<T> output(const char* name, py::handle obj, const std::vector<Dim>& dims) 
   if (obj.is_none()) {
     std::vector<py::ssize_t> shape;
     for (const Dim& d : dims) shape.push_back(d.size);
-    return Array<T>(shape);
+    return fresh<T>(shape);
   }
   auto arr = take<T>(name, obj, dims);  // checks type, dtype and shape
   auto given = py::reinterpret_borrow<py::array>(obj);

@@ -50,8 +50,8 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
     st.b_ih = b_ih ? py::object(*b_ih) : py::none();
     st.b_hh = b_hh ? py::object(*b_hh) : py::none();
     st.lengths = lengths ? py::object(*lengths) : py::none();
-    st.gates = Array<T>({T_, B, gru_saved_width(linear_before_reset, H)});
-    st.h_prev = Array<T>({T_, B, H});
+    st.gates = fresh<T>({T_, B, gru_saved_width(linear_before_reset, H)});
+    st.h_prev = fresh<T>({T_, B, H});
     saved.gates = mutable_data_of<T>(st.gates);
     saved.h_prev = mutable_data_of<T>(st.h_prev);
     saved_obj = py::cast(std::move(st));
@@ -80,18 +80,19 @@ py::tuple backward(const GruSavedState& st, py::handle dy_obj, py::handle dhn_ob
   saved.gates = const_cast<T*>(data_of<T>(st.gates));  // read only in backward
   saved.h_prev = const_cast<T*>(data_of<T>(st.h_prev));
 
-  Array<T> dx({T_, B, I}), dh0({B, H}), dw_ih({3 * H, I}), dw_hh({3 * H, H});
+  auto dx = fresh<T>({T_, B, I}), dh0 = fresh<T>({B, H});
+  auto dw_ih = fresh<T>({3 * H, I}), dw_hh = fresh<T>({3 * H, H});
   py::object db_ih = py::none(), db_hh = py::none();
   GruGrads<T> g;
   g.dx = dx.mutable_data(), g.dh0 = dh0.mutable_data();
   g.dw_ih = dw_ih.mutable_data(), g.dw_hh = dw_hh.mutable_data();
   if (!st.b_ih.is_none()) {
-    Array<T> a({3 * H});
+    auto a = fresh<T>({3 * H});
     g.db_ih = a.mutable_data();
     db_ih = a;
   }
   if (!st.b_hh.is_none()) {
-    Array<T> a({3 * H});
+    auto a = fresh<T>({3 * H});
     g.db_hh = a.mutable_data();
     db_hh = a;
   }

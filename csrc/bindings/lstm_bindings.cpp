@@ -57,9 +57,9 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
     st.b_hh = b_hh ? py::object(*b_hh) : py::none();
     st.w_hr = w_hr ? py::object(*w_hr) : py::none();
     st.lengths = lengths ? py::object(*lengths) : py::none();
-    st.gates = Array<T>({T_, B, 4 * H});
-    st.c_prev = Array<T>({T_, B, H});
-    st.h_prev = Array<T>({T_, B, P});
+    st.gates = fresh<T>({T_, B, 4 * H});
+    st.c_prev = fresh<T>({T_, B, H});
+    st.h_prev = fresh<T>({T_, B, P});
     saved.gates = mutable_data_of<T>(st.gates);
     saved.c_prev = mutable_data_of<T>(st.c_prev);
     saved.h_prev = mutable_data_of<T>(st.h_prev);
@@ -94,23 +94,24 @@ py::tuple backward(const LstmSavedState& st, py::handle dy_obj, py::handle dhn_o
   saved.c_prev = const_cast<T*>(data_of<T>(st.c_prev));
   saved.h_prev = const_cast<T*>(data_of<T>(st.h_prev));
 
-  Array<T> dx({T_, B, I}), dh0({B, P}), dc0({B, H}), dw_ih({4 * H, I}), dw_hh({4 * H, P});
+  auto dx = fresh<T>({T_, B, I}), dh0 = fresh<T>({B, P}), dc0 = fresh<T>({B, H});
+  auto dw_ih = fresh<T>({4 * H, I}), dw_hh = fresh<T>({4 * H, P});
   py::object db_ih = py::none(), db_hh = py::none(), dw_hr = py::none();
   LstmGrads<T> g;
   g.dx = dx.mutable_data(), g.dh0 = dh0.mutable_data(), g.dc0 = dc0.mutable_data();
   g.dw_ih = dw_ih.mutable_data(), g.dw_hh = dw_hh.mutable_data();
   if (!st.b_ih.is_none()) {
-    Array<T> a({4 * H});
+    auto a = fresh<T>({4 * H});
     g.db_ih = a.mutable_data();
     db_ih = a;
   }
   if (!st.b_hh.is_none()) {
-    Array<T> a({4 * H});
+    auto a = fresh<T>({4 * H});
     g.db_hh = a.mutable_data();
     db_hh = a;
   }
   if (!st.w_hr.is_none()) {
-    Array<T> a({P, H});
+    auto a = fresh<T>({P, H});
     g.dw_hr = a.mutable_data();
     dw_hr = a;
   }

@@ -12,6 +12,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("cpu_simd_level", &fusedrnn::cpu_simd_level);
   m.def("blas_info", &fusedrnn::blas_info);
+  m.def("empty_cache", &fusedrnn::empty_cache);
+  // Hidden, for tests: the buffer cache's contents, bound and poisoning.
+  m.def("_cached_bytes", &fusedrnn::cached_bytes);
+  m.def("_cache_limit", &fusedrnn::cache_limit);
+  m.def("_poison_cache", &fusedrnn::poison_cache);
   // Hidden, for tests: the time loops' take-over patience (ns; < 0: the default).
   m.def("_set_take_over_patience", &fusedrnn::set_take_over_patience, pybind11::arg("ns"));
   // Hidden diagnostics for bench/compare.py: the arithmetic peak, FLOP/s.

@@ -10,6 +10,7 @@
 
 #include "argument_checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
+#include "scratch.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
 #include "team_loop.hpp"
@@ -253,8 +254,11 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
   cpu::copy_or_zero(d.B * H, dhn, g.dh0);  // dh0 carries the gradient through time
   // dgx: gradients of the x-side pre-activations; dgh: of the h-side ones. They differ only in
   // the n block of linear_before_reset (dgh_n = r * dgx_n), so the original GRU shares one.
-  std::vector<T> dgx(rows * G, T(0));
-  std::vector<T> dgh_own(lbr ? rows * G : 0, T(0));
+  cpu::Scratch<T> dgx(rows * G), dgh_own(lbr ? rows * G : 0);
+  if (p.lengths) {  // not every padding row is written
+    dgx.fill(T(0));
+    dgh_own.fill(T(0));
+  }
   T* dgh = lbr ? dgh_own.data() : dgx.data();
   if (rows > 0) {
     if (lbr)
@@ -273,10 +277,10 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
   }
   // Original GRU: rows r, z of dw_hh see h_prev; rows n see r * h_prev (recomputed).
   cpu::parallel_gemm<T>(p.threads, true, false, 2 * H, H, rows, dgh, G, saved.h_prev, H, T(0), g.dw_hh, H);
-  std::vector<T> rh_all(rows * H);
+  cpu::Scratch<T> rh_all(rows * H);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < H; ++j)
-      rh_all[r * H + j] = saved.gates[r * d.S + j] * saved.h_prev[r * H + j];
+      rh_all.data()[r * H + j] = saved.gates[r * d.S + j] * saved.h_prev[r * H + j];
   cpu::parallel_gemm<T>(p.threads, true, false, H, H, rows, dgh + 2 * H, G, rh_all.data(), H, T(0),
                         g.dw_hh + 2 * H * H, H);
 }

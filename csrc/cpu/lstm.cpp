@@ -10,6 +10,7 @@
 
 #include "argument_checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
+#include "scratch.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
 #include "team_loop.hpp"
@@ -276,8 +277,9 @@ void lstm_backward(const LstmProblem<T>& p, const LstmSaved<T>& saved, const T* 
 
   cpu::copy_or_zero(d.B * d.P, dhn, g.dh0);  // dh0 and dc0 carry the gradients through time
   cpu::copy_or_zero(d.B * d.H, dcn, g.dc0);
-  std::vector<T> dgates(rows * d.G, T(0));  // time-major, for the weight GEMMs
-  std::vector<T> dh_out(proj ? rows * d.P : 0), h_tilde(proj ? rows * d.H : 0);
+  cpu::Scratch<T> dgates(rows * d.G);  // time-major, for the weight GEMMs
+  if (p.lengths) dgates.fill(T(0));    // not every padding row is written
+  cpu::Scratch<T> dh_out(proj ? rows * d.P : 0), h_tilde(proj ? rows * d.H : 0);
   if (rows > 0) {
     if (proj)
       backward_projected(p, d, order, saved, dy, dgates.data(), g.dh0, g.dc0, dh_out.data(),

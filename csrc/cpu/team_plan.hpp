@@ -7,6 +7,7 @@
 
 #include "blas.hpp"
 #include "panels.hpp"
+#include "scratch.hpp"
 #include "step_kernels.hpp"
 #include "step_order.hpp"
 #include "thread_team.hpp"
@@ -184,7 +185,7 @@ class StepProjection {
   const T* bias_;
   bool whole_;
   int64_t chunk_;
-  std::vector<T> data_;
+  Scratch<T> data_;
 };
 
 }  // namespace fusedrnn::cpu

@@ -26,7 +26,8 @@ from .functional import (
     lstm_forward,
 )
 from .modules import GRU, LSTM
-from .runtime import get_cmake_dir, get_include, get_num_threads, info, set_num_threads
+from .runtime import (empty_cache, get_cmake_dir, get_include, get_num_threads, info,
+                      set_num_threads)
 
 try:
     from importlib.metadata import version as _version
@@ -42,6 +43,7 @@ __all__ = [
     "GruGrads",
     "LstmCellGrads",
     "LstmGrads",
+    "empty_cache",
     "get_cmake_dir",
     "get_include",
     "get_num_threads",

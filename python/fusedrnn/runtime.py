@@ -20,6 +20,17 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
+def empty_cache():
+    """Free the memory that fusedrnn keeps for reuse.
+
+    Arrays of 1 MiB and more that fusedrnn allocated (outputs, saved states, gradients, its
+    own scratch) go back, once freed, to a cache of at most 512 MiB, so that the next call of
+    the same shape need not have the system map and zero fresh pages. This empties it, as
+    ``torch.cuda.empty_cache()`` does PyTorch's.
+    """
+    _core.empty_cache()
+
+
 def info():
     """A dict describing this build: version, CPU SIMD level, BLAS, threads, CUDA."""
     from . import __version__

@@ -23,6 +23,7 @@
 // reads; it is indexed by time like x, so [T, B, ...].
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace fusedrnn {
@@ -133,6 +134,21 @@ int get_num_threads();
 // The SIMD level of the gate kernels in use ("generic", "avx2", "avx512"); the BLAS config.
 const char* cpu_simd_level();
 const char* blas_info();
+
+// Memory for large arrays (the Python layer's outputs, saved states and gradients; the
+// kernels' own scratch): freed blocks of 1 MiB and more wait in a cache for the next call of
+// the same shape, which then need not fault fresh pages in. free_buffer takes any pointer
+// from allocate_buffer (64-byte aligned); empty_cache frees what the cache holds;
+// cached_bytes is what it holds now, cache_limit the most it may hold (512 MiB; 0 in
+// sanitizer builds, which cache nothing).
+void* allocate_buffer(size_t bytes);
+void free_buffer(void* p);
+void empty_cache();
+size_t cached_bytes();
+size_t cache_limit();
+// For tests: sets every byte the cache holds to 0xFF (a NaN in float and double), so that a
+// call that reads memory it did not write shows it.
+void poison_cache();
 
 // For tests: how long (ns) a thread of a time loop waits for a late partner before it runs
 // the rest of the loop alone (the results do not change); < 0 restores the default (200 us).

@@ -1,0 +1,162 @@
+#include "buffer_cache.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace fusedrnn::cpu {
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kHugeFrom = size_t(4) << 20;  // NumPy's threshold for the advice too
+
+// Sanitizers must see every free (a reused block hides a use after free), so their builds
+// cache nothing.
+#if defined(__has_feature)  // clang
+#if __has_feature(address_sanitizer)
+#define FUSEDRNN_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(FUSEDRNN_ASAN)  // gcc, clang
+constexpr size_t kBound = 0;
+#else
+constexpr size_t kBound = size_t(512) << 20;
+#endif
+
+struct Block {
+  void* p;
+  size_t capacity;
+};
+
+class Cache {
+ public:
+  void* take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // The smallest free block that fits, unless it is more than twice the request: a small
+    // call must not pin a large block that the next large call will want.
+    auto best = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (it->capacity >= bytes && it->capacity <= 2 * bytes &&
+          (best == free_.end() || it->capacity < best->capacity))
+        best = it;
+    if (best == free_.end()) return nullptr;
+    const Block b = *best;
+    free_.erase(best);
+    cached_ -= b.capacity;
+    live_[b.p] = b.capacity;
+    return b.p;
+  }
+
+  void add_live(void* p, size_t capacity) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_[p] = capacity;
+  }
+
+  // True when p was a cached-size block (now kept or freed); false: not ours, a malloc block.
+  bool give_back(void* p) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto it = live_.find(p);
+    if (it == live_.end()) return false;
+    const size_t capacity = it->second;
+    live_.erase(it);
+    if (capacity > kBound) {
+      lock.unlock();
+      std::free(p);
+      return true;
+    }
+    std::deque<Block> evicted;
+    while (cached_ + capacity > kBound) {  // oldest first
+      evicted.push_back(free_.front());
+      cached_ -= free_.front().capacity;
+      free_.pop_front();
+    }
+    free_.push_back({p, capacity});
+    cached_ += capacity;
+    lock.unlock();
+    for (const Block& b : evicted) std::free(b.p);
+    return true;
+  }
+
+  void release() {
+    std::deque<Block> all;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      all.swap(free_);
+      cached_ = 0;
+    }
+    for (const Block& b : all) std::free(b.p);
+  }
+
+  size_t cached() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_;
+  }
+
+  void poison() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Block& b : free_) std::memset(b.p, 0xFF, b.capacity);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<Block> free_;                    // oldest first
+  std::unordered_map<void*, size_t> live_;  // handed out: capacity by address
+  size_t cached_ = 0;
+};
+
+// Never destroyed: arrays may be freed during interpreter shutdown, after static destructors.
+Cache& cache() {
+  static Cache* c = new Cache;
+  return *c;
+}
+
+void* checked(void* p) {
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void* fresh_block(size_t capacity) {
+  if (capacity < kHugeFrom) return checked(std::aligned_alloc(64, capacity));
+  void* p = checked(std::aligned_alloc(kHugePage, capacity));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(p, capacity, MADV_HUGEPAGE);  // advice only: without it the pages are 4 KiB
+#endif
+  return p;
+}
+
+}  // namespace
+
+void* allocate_buffer(size_t bytes) {
+  if (bytes > SIZE_MAX / 4) throw std::bad_alloc();  // no size arithmetic below may wrap
+  bytes = bytes == 0 ? 1 : bytes;
+  if (bytes < kCachedFrom) return checked(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (void* p = cache().take(bytes)) return p;
+  // Whole huge pages from 4 MiB on (the advice then covers every page), whole 64 KiB below.
+  const size_t unit = bytes >= kHugeFrom ? kHugePage : size_t(64) << 10;
+  const size_t capacity = (bytes + unit - 1) / unit * unit;
+  void* p = fresh_block(capacity);
+  cache().add_live(p, capacity);
+  return p;
+}
+
+void free_buffer(void* p) {
+  if (p && !cache().give_back(p)) std::free(p);
+}
+
+void release_cached_buffers() { cache().release(); }
+
+size_t cached_buffer_bytes() { return cache().cached(); }
+
+size_t buffer_cache_limit() { return kBound; }
+
+void poison_cached_buffers() { cache().poison(); }
+
+}  // namespace fusedrnn::cpu

@@ -1,0 +1,74 @@
+"""The buffer cache: large arrays that a call allocated (outputs, saved states, gradients, the
+kernels' scratch) wait, once freed, for the next call of the same shape; empty_cache() frees
+them. Results never depend on what a reused block held before."""
+
+import numpy as np
+import pytest
+
+import fusedrnn
+from fusedrnn import _core
+
+# Large enough that the saved gates and the backward's gate gradients (> 1 MiB) are cached.
+T, B, I, H = 48, 16, 40, 128
+
+caches = pytest.mark.skipif(_core._cache_limit() == 0,
+                            reason="this build caches nothing (sanitizers see every free)")
+
+
+def training_step(cell, variant, threads, poison=False):
+    rng = np.random.default_rng(3)
+    G = 4 if cell.startswith("lstm") else 3
+    k = 1 / np.sqrt(H)
+    args = dict(x=rng.standard_normal((T, B, I)).astype(np.float32),
+                w_ih=rng.uniform(-k, k, (G * H, I)).astype(np.float32),
+                w_hh=rng.uniform(-k, k, (G * H, H)).astype(np.float32),
+                b_ih=rng.uniform(-k, k, G * H).astype(np.float32),
+                b_hh=rng.uniform(-k, k, G * H).astype(np.float32), _threads=threads)
+    if variant == "lengths":
+        args["lengths"] = rng.integers(0, T + 1, B)
+    if variant == "reverse_lengths":
+        args["lengths"], args["reverse"] = rng.integers(0, T + 1, B), True
+    if cell == "lstm_proj":
+        args["w_hh"] = args["w_hh"][:, :32].copy()
+        args["w_hr"] = rng.uniform(-k, k, (32, H)).astype(np.float32)
+    if poison:  # every block the forward takes from the cache is full of NaN
+        _core._poison_cache()
+    if cell.startswith("lstm"):
+        *outs, saved = fusedrnn.lstm_forward(**args, training=True)
+        if poison:  # and so is every block the backward takes (the forward's scratch too)
+            _core._poison_cache()
+        grads = fusedrnn.lstm_backward(saved, np.ones_like(outs[0]), _threads=threads)
+    else:
+        *outs, saved = fusedrnn.gru_forward(**args, training=True,
+                                            linear_before_reset=cell == "gru")
+        if poison:
+            _core._poison_cache()
+        grads = fusedrnn.gru_backward(saved, np.ones_like(outs[0]), _threads=threads)
+    return [a.copy() for a in outs] + [g.copy() for g in grads if g is not None]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("variant", ["plain", "lengths", "reverse_lengths"])
+@pytest.mark.parametrize("cell", ["lstm", "lstm_proj", "gru", "gru_original"])
+def test_results_do_not_depend_on_reused_memory(cell, variant, threads):
+    """A step that reuses blocks full of NaN gives the results of one on fresh memory."""
+    fusedrnn.empty_cache()
+    first = training_step(cell, variant, threads)
+    assert _core._cached_bytes() > 0 or _core._cache_limit() == 0
+    again = training_step(cell, variant, threads, poison=True)
+    for a, b in zip(first, again):
+        assert np.isfinite(b).all()
+        assert np.array_equal(a, b)
+
+
+@caches
+def test_a_repeated_step_reuses_its_blocks_and_empty_cache_frees_them():
+    fusedrnn.empty_cache()
+    training_step("lstm", "plain", 2)
+    held = _core._cached_bytes()
+    assert held >= T * B * 4 * H * 4  # at least the saved gates
+    for _ in range(3):
+        training_step("lstm", "plain", 2)
+        assert _core._cached_bytes() == held
+    fusedrnn.empty_cache()
+    assert _core._cached_bytes() == 0
