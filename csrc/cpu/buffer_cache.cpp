@@ -1,5 +1,6 @@
 #include "buffer_cache.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +11,9 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #endif
 
 namespace fusedrnn::cpu {
@@ -113,9 +117,22 @@ class Cache {
 };
 
 // Never destroyed: arrays may be freed during interpreter shutdown, after static destructors.
+// A child of fork() starts a fresh cache: another thread may have held the old one's lock.
+// (Blocks from before the fork that the child frees are not in its table: they go to free().)
+std::atomic<Cache*> g_cache{nullptr};
+
+void fresh_cache_after_fork() { g_cache.store(new Cache); }
+
 Cache& cache() {
-  static Cache* c = new Cache;
-  return *c;
+  static const bool init = [] {
+    g_cache.store(new Cache);
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, fresh_cache_after_fork);
+#endif
+    return true;
+  }();
+  (void)init;
+  return *g_cache.load();
 }
 
 void* checked(void* p) {
