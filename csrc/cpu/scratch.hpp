@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "buffer_cache.hpp"
+#include "fusedrnn/fusedrnn.hpp"
 
 namespace fusedrnn::cpu {
 

@@ -22,9 +22,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#endif
+
+#include "fork_fresh.hpp"
 
 namespace fusedrnn::cpu {
 
@@ -261,24 +260,9 @@ class Team {
   std::atomic<uint64_t> generation_{0};
 };
 
-// Never destroyed: its detached workers may outlive static destruction at exit. A child of
-// fork() inherits none of the workers (only the forking thread survives), so it starts a
-// fresh team; the parent's stays behind, unused.
-std::atomic<Team*> g_team{nullptr};
-
-void fresh_team_after_fork() { g_team.store(new Team); }
-
-Team& team() {
-  static const bool init = [] {
-    g_team.store(new Team);
-#if defined(__unix__) || defined(__APPLE__)
-    pthread_atfork(nullptr, nullptr, fresh_team_after_fork);
-#endif
-    return true;
-  }();
-  (void)init;
-  return *g_team.load();
-}
+// Its detached workers may outlive static destruction at exit; a child of fork() inherits none
+// of them, so it starts a fresh team.
+Team& team() { return fork_fresh<Team>(); }
 
 }  // namespace
 
