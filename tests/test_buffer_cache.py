@@ -72,3 +72,28 @@ def test_a_repeated_step_reuses_its_blocks_and_empty_cache_frees_them():
         assert _core._cached_bytes() == held
     fusedrnn.empty_cache()
     assert _core._cached_bytes() == 0
+
+
+def test_fusedrnn_cache_mb_bounds_the_cache():
+    """FUSEDRNN_CACHE_MB sets the bound (0: nothing is kept); a value that is not a size
+    leaves the default."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, fusedrnn; from fusedrnn import _core\n"
+            "x = np.ones((64, 16, 256), np.float32); w = np.full((1024, 256), .01, np.float32)\n"
+            "fusedrnn.lstm_forward(x, w, w, training=True)\n"
+            "print(_core._cache_limit() >> 20, _core._cached_bytes() >> 20)")
+    got = {}
+    for value in ("0", "3", "x"):
+        env = dict(os.environ, FUSEDRNN_CACHE_MB=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        got[value] = tuple(int(v) for v in out)
+    if _core._cache_limit() == 0:
+        assert got == {"0": (0, 0), "3": (0, 0), "x": (0, 0)}  # sanitizer build
+        return
+    assert got["0"] == (0, 0)
+    assert got["3"][0] == 3 and 0 < got["3"][1] <= 3  # the 4 MiB of gates do not fit
+    assert got["x"][0] == 512 and got["x"][1] > 3

@@ -41,10 +41,21 @@ constexpr size_t kHugeFrom = size_t(4) << 20;  // NumPy's threshold for the advi
 #endif
 #endif
 #if defined(__SANITIZE_ADDRESS__) || defined(FUSEDRNN_ASAN)  // gcc, clang
-constexpr size_t kBound = 0;
+constexpr bool kSanitized = true;
 #else
-constexpr size_t kBound = size_t(512) << 20;
+constexpr bool kSanitized = false;
 #endif
+
+// The most the cache holds: FUSEDRNN_CACHE_MB MiB when set (0: nothing), else 512 MiB.
+size_t bound_from_environment() {
+  if (kSanitized) return 0;
+  const char* mb = std::getenv("FUSEDRNN_CACHE_MB");
+  if (!mb || !*mb) return size_t(512) << 20;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(mb, &end, 10);
+  if (*end != '\0' || v > (SIZE_MAX >> 21)) return size_t(512) << 20;  // not a size: default
+  return size_t(v) << 20;
+}
 
 struct Block {
   void* p;
@@ -82,13 +93,13 @@ class Cache {
     if (it == live_.end()) return false;
     const size_t capacity = it->second;
     live_.erase(it);
-    if (capacity > kBound) {
+    if (capacity > bound_) {
       lock.unlock();
       std::free(p);
       return true;
     }
     std::deque<Block> evicted;
-    while (cached_ + capacity > kBound) {  // oldest first
+    while (cached_ + capacity > bound_) {  // oldest first
       evicted.push_back(free_.front());
       cached_ -= free_.front().capacity;
       free_.pop_front();
@@ -110,6 +121,8 @@ class Cache {
     for (const Block& b : all) std::free(b.p);
   }
 
+  size_t bound() const { return bound_; }
+
   size_t cached() {
     std::lock_guard<std::mutex> lock(mutex_);
     return cached_;
@@ -121,6 +134,7 @@ class Cache {
   }
 
  private:
+  const size_t bound_ = bound_from_environment();
   std::mutex mutex_;
   std::deque<Block> free_;                    // oldest first
   std::unordered_map<void*, size_t> live_;  // handed out: capacity by address
@@ -166,7 +180,7 @@ void empty_cache() { cache().release(); }
 
 size_t cached_bytes() { return cache().cached(); }
 
-size_t cache_limit() { return kBound; }
+size_t cache_limit() { return cache().bound(); }
 
 void poison_cache() { cache().poison(); }
 

@@ -24,8 +24,9 @@ def empty_cache():
     """Free the memory that fusedrnn keeps for reuse.
 
     Arrays of 1 MiB and more that fusedrnn allocated (outputs, saved states, gradients, its
-    own scratch) go back, once freed, to a cache of at most 512 MiB, so that the next call of
-    the same shape need not have the system map and zero fresh pages. This empties it, as
+    own scratch) go back, once freed, to a cache of at most 512 MiB (``FUSEDRNN_CACHE_MB``,
+    read at the first call, sets another bound; 0 turns the cache off), so that the next call
+    of the same shape need not have the system map and zero fresh pages. This empties it, as
     ``torch.cuda.empty_cache()`` does PyTorch's.
     """
     _core.empty_cache()

@@ -139,8 +139,9 @@ const char* blas_info();
 // kernels' own scratch): freed blocks of 1 MiB and more wait in a cache for the next call of
 // the same shape, which then need not fault fresh pages in. free_buffer takes any pointer
 // from allocate_buffer (64-byte aligned); empty_cache frees what the cache holds;
-// cached_bytes is what it holds now, cache_limit the most it may hold (512 MiB; 0 in
-// sanitizer builds, which cache nothing).
+// cached_bytes is what it holds now, cache_limit the most it may hold: 512 MiB, or
+// FUSEDRNN_CACHE_MB MiB when that environment variable is set at first use (0: nothing);
+// always 0 in sanitizer builds.
 void* allocate_buffer(size_t bytes);
 void free_buffer(void* p);
 void empty_cache();
