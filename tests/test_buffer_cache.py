@@ -2,6 +2,8 @@
 kernels' scratch) wait, once freed, for the next call of the same shape; empty_cache() frees
 them. Results never depend on what a reused block held before."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -31,19 +33,16 @@ def training_step(cell, variant, threads, poison=False):
     if cell == "lstm_proj":
         args["w_hh"] = args["w_hh"][:, :32].copy()
         args["w_hr"] = rng.uniform(-k, k, (32, H)).astype(np.float32)
+    lstm = cell.startswith("lstm")
+    forward = (fusedrnn.lstm_forward if lstm else functools.partial(
+        fusedrnn.gru_forward, linear_before_reset=cell == "gru"))
+    backward = fusedrnn.lstm_backward if lstm else fusedrnn.gru_backward
     if poison:  # every block the forward takes from the cache is full of NaN
         _core._poison_cache()
-    if cell.startswith("lstm"):
-        *outs, saved = fusedrnn.lstm_forward(**args, training=True)
-        if poison:  # and so is every block the backward takes (the forward's scratch too)
-            _core._poison_cache()
-        grads = fusedrnn.lstm_backward(saved, np.ones_like(outs[0]), _threads=threads)
-    else:
-        *outs, saved = fusedrnn.gru_forward(**args, training=True,
-                                            linear_before_reset=cell == "gru")
-        if poison:
-            _core._poison_cache()
-        grads = fusedrnn.gru_backward(saved, np.ones_like(outs[0]), _threads=threads)
+    *outs, saved = forward(**args, training=True)
+    if poison:  # and so is every block the backward takes (the forward's scratch too)
+        _core._poison_cache()
+    grads = backward(saved, np.ones_like(outs[0]), _threads=threads)
     return [a.copy() for a in outs] + [g.copy() for g in grads if g is not None]
 
 
