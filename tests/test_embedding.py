@@ -99,3 +99,16 @@ def test_buffer_cache_policy(tmp_path):
         # five 150 MiB blocks: the 10 and 4 MiB blocks and the first two 150s are evicted
         "bounded_mib": 450, "after_huge_mib": 450, "emptied": 0,
     }
+
+
+@needs_cmake
+def test_solo_window_policy(tmp_path):
+    """tests/cpp/solo_window.cpp: after a lone take-over, small problems run on one thread for
+    10 ms; take-overs that keep coming (the two-thread probes failing) double that, up to half
+    a second; a take-over after a quiet spell starts over at 10 ms."""
+    lines = build_and_run(API_ERRORS, "solo_window", tmp_path).splitlines()
+    got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
+    busy = [got.pop(f"busy_window_ms_{i}") for i in range(10)]
+    assert busy == [20, 40, 80, 160, 320, 500, 500, 500, 500, 500]
+    assert got == {"solo_before_any": 0, "lone_window_ms": 10, "solo_inside": 1,
+                   "solo_after": 0, "solo_in_long_window": 1, "after_quiet_ms": 10}

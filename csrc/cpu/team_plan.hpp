@@ -34,9 +34,9 @@ struct TeamPlan {
   // 1000x1x128 (65k a step) 8.1 ms on one thread, 4.6 on two. But this machine's two virtual
   // cores often do not run at once (host load), and a lockstep loop then stalls at every step:
   // medians of 11-15 ms instead of 4.5-7.5 at 100x1x256 and 1000x1x128 without take-overs.
-  // So a partner that falls behind hands over its part (LoopParts), and for half a second
-  // after a take-over such small problems run on one thread (taken_over_recently); with both,
-  // the medians of two threads are within 10-20 % of one thread's on a noisy host.
+  // So a partner that falls behind hands over its part (LoopParts), and for a while after a
+  // take-over such small problems run on one thread (taken_over_recently, SoloWindow); with
+  // both, the medians of two threads are within 10-20 % of one thread's on a noisy host.
   static constexpr int64_t kWorkPerThread = int64_t(1) << 14;
   // The same for the loops with two barriers a step (projection, original GRU). They split
   // only steps of 2^20 and more while they had no take-over; with it, interleaved calls, min /
@@ -44,8 +44,8 @@ struct TeamPlan {
   // 100x8x256 8.94/12.6 -> 6.53/7.89; original GRU 100x1x256 1.75/2.34 -> 0.94/2.22, 100x4x256
   // 3.96/4.84 -> 2.22/3.49. But 1000x1x128 (2^15 a step) 3.72/4.76 -> 3.82/4.85: not below.
   static constexpr int64_t kLockstepWorkPerThread = int64_t(1) << 16;
-  // For half a second after a take-over (taken_over_recently), steps of fewer multiply-adds
-  // run on one thread.
+  // For a while after a take-over (taken_over_recently), steps of fewer multiply-adds run on
+  // one thread.
   static constexpr int64_t kSmallStepWork = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per

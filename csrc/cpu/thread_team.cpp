@@ -24,6 +24,7 @@
 #endif
 
 #include "fork_fresh.hpp"
+#include "solo_window.hpp"
 
 namespace fusedrnn::cpu {
 
@@ -83,8 +84,7 @@ bool spin_until(Done done) {
   }
 }
 
-constexpr int64_t kRecentNs = 500000000;
-std::atomic<int64_t> g_last_take_over{-kRecentNs};
+SoloWindow g_solo;
 
 }  // namespace
 
@@ -134,7 +134,7 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
     if (spins % 64 == 63 && !claimed_now(w) && now_ns() > deadline) {
       int expected = w;
       if (phase_.compare_exchange_strong(expected, w | 1, std::memory_order_seq_cst)) {
-        g_last_take_over.store(now_ns(), std::memory_order_relaxed);
+        g_solo.taken_over(now_ns());
         break;
       }
     }
@@ -274,7 +274,7 @@ std::atomic<int64_t> g_patience{kPatienceNs};
 }  // namespace
 
 bool taken_over_recently() {
-  return now_ns() - g_last_take_over.load(std::memory_order_relaxed) < kRecentNs;
+  return g_solo.solo(now_ns());
 }
 
 int64_t take_over_patience() { return g_patience.load(std::memory_order_relaxed); }

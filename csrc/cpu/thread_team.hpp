@@ -51,8 +51,9 @@ class SpinBarrier {
 int64_t take_over_patience();
 void set_take_over_patience(int64_t ns);
 
-// Whether a time loop was taken over in the last half second: the sign of a machine whose
-// cores are not reliably ours (a busy host), where small problems had better use one thread.
+// Whether a time loop was taken over recently: the sign of a machine whose cores are not
+// reliably ours (a busy host), where small problems had better use one thread. "Recently":
+// 10 ms after a lone take-over, up to half a second when they keep coming (SoloWindow).
 bool taken_over_recently();
 
 // Runs job(tid, barrier) on exactly n threads, the caller being tid 0, and returns when all
