@@ -102,13 +102,19 @@ def test_buffer_cache_policy(tmp_path):
 
 
 @needs_cmake
-def test_solo_window_policy(tmp_path):
-    """tests/cpp/solo_window.cpp: after a lone take-over, small problems run on one thread for
-    10 ms; take-overs that keep coming (the two-thread probes failing) double that, up to half
-    a second; a take-over after a quiet spell starts over at 10 ms."""
-    lines = build_and_run(API_ERRORS, "solo_window", tmp_path).splitlines()
+def test_take_over_policy(tmp_path):
+    """tests/cpp/take_over_policy.cpp. The wait for a late partner: the floor for short steps,
+    half the cost of running the steps left alone for long ones, not counting a step's one-off
+    work (a projection chunk) as every step's, and never under twice the step. After a lone
+    take-over small problems run on one thread for 10 ms; take-overs that keep coming (the
+    two-thread probes failing) double that, up to half a second; a take-over after a quiet
+    spell starts over at 10 ms."""
+    lines = build_and_run(API_ERRORS, "take_over_policy", tmp_path).splitlines()
     got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
     busy = [got.pop(f"busy_window_ms_{i}") for i in range(10)]
     assert busy == [20, 40, 80, 160, 320, 500, 500, 500, 500, 500]
     assert got == {"solo_before_any": 0, "lone_window_ms": 10, "solo_inside": 1,
-                   "solo_after": 0, "solo_in_long_window": 1, "after_quiet_ms": 10}
+                   "solo_after": 0, "solo_in_long_window": 1, "after_quiet_ms": 10,
+                   "wait_no_patience_us": 0, "wait_short_step_us": 200,
+                   "wait_long_step_us": 99 * 300 // 2, "wait_one_off_us": 1220,
+                   "wait_one_off_long_rest_us": 99 * 300 // 2}

@@ -85,7 +85,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
-        xproj.prepare(kernels, plan.input[part], s);
+        parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         cpu::panel_gemm(kernels, plan.forward[part], d.B, hn, H, hproj.data(), G, false);
         for (int64_t b = 0; b < d.B; ++b) {
           T* rhb = rh.data() + b * H + u.begin;

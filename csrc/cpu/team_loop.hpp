@@ -11,6 +11,7 @@
 #include "sequence.hpp"
 #include "team_plan.hpp"
 #include "step_kernels.hpp"
+#include "take_over_policy.hpp"
 #include "thread_team.hpp"
 
 namespace fusedrnn::cpu {
@@ -24,22 +25,14 @@ class LoopParts {
 
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
   // taken it over). steps_left: how many barriers come after this one (the steps left, in
-  // the loops with one barrier a step); a "step" below is the time from one to the next.
-  //
-  // For steps longer than take_over_patience() the patience is that of ski rental: waiting
-  // costs the partner's delay, taking over costs running the rest of the loop alone, about
-  // steps_left * step more; so wait up to half of that before taking over. (With twice the
-  // step alone, 100x64x512 LSTM took over in 2 of 11 calls and ran the rest of those loops at
-  // half speed.) Shorter steps gain little from a second thread on a busy host, and keep the
-  // least patience. Always at least twice this thread's time since its last barrier (all its
-  // work of a step, whichever side of the barrier it lies: measuring only the work before the
-  // barrier, the gate pass of the backward loops, made threads take over after ordinary GEMM
-  // imbalances), unless take_over_patience() is 0 (tests: take over at once).
+  // the loops with one barrier a step); a "step" is the time from one to the next, all this
+  // thread's work of it, whichever side of the barrier it lies. How long to wait for a late
+  // partner: take_over_wait.
   bool sync(SpinBarrier& barrier, int64_t steps_left) {
     if (!shared_) return true;
-    const int64_t floor = take_over_patience(), step = now_ns() - synced_;
-    const int64_t rent = step > floor ? steps_left * step / 2 : 0;
-    const int64_t patience = floor == 0 ? 0 : std::max({floor, 2 * step, rent});
+    const int64_t patience =
+        take_over_wait(take_over_patience(), now_ns() - synced_, one_off_ns_, steps_left);
+    one_off_ns_ = 0;
     const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
     synced_ = now_ns();
     switch (turn) {
@@ -56,6 +49,15 @@ class LoopParts {
     return true;
   }
 
+  // Runs this step's one-off work (a chunk of the input projection, every few steps), which
+  // the steps left will not repeat (take_over_wait).
+  template <typename Work>
+  void one_off(Work work) {
+    const int64_t start = now_ns();
+    work();
+    one_off_ns_ += now_ns() - start;
+  }
+
   int first, last;
 
  private:
@@ -68,6 +70,7 @@ class LoopParts {
   int threads_;
   bool shared_;
   int64_t synced_;
+  int64_t one_off_ns_ = 0;
 };
 
 // Forward. Per step and thread: its chunk of the input projection, its columns of
@@ -90,7 +93,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
-        xproj.prepare(kernels, plan.input[part], s);
+        parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
         for (int64_t b = 0; b < batch; ++b) {
           const T* hb = h + b * H + u.begin;

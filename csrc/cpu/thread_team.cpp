@@ -24,7 +24,7 @@
 #endif
 
 #include "fork_fresh.hpp"
-#include "solo_window.hpp"
+#include "take_over_policy.hpp"
 
 namespace fusedrnn::cpu {
 

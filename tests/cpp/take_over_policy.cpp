@@ -1,21 +1,19 @@
-// The take-over window policy (csrc/cpu/solo_window.hpp): prints "case: value" lines for
-// tests/test_embedding.py. Times are made up, in ms.
+// The take-over policy (csrc/cpu/take_over_policy.hpp): prints "case: value" lines for
+// tests/test_embedding.py. Times are made up, in us or ms.
 #include <cstdint>
 #include <cstdio>
 
-#include "solo_window.hpp"
+#include "take_over_policy.hpp"
 
 namespace {
 
-constexpr int64_t kMs = 1000000;
+constexpr int64_t kUs = 1000, kMs = 1000000;
 
 void show(const char* name, int64_t value) {
   std::printf("%s: %lld\n", name, static_cast<long long>(value));
 }
 
-}  // namespace
-
-int main() {
+void show_windows() {
   fusedrnn::cpu::SoloWindow w;
   show("solo_before_any", w.solo(0));
 
@@ -36,4 +34,23 @@ int main() {
   // A take-over after a quiet spell (more than twice the window) starts over.
   w.taken_over(t + 1001 * kMs);
   show("after_quiet_ms", w.window() / kMs);
+}
+
+void show_waits() {
+  using fusedrnn::cpu::take_over_wait;
+  const int64_t floor = 200 * kUs;
+  show("wait_no_patience_us", take_over_wait(0, 500 * kUs, 0, 99) / kUs);
+  show("wait_short_step_us", take_over_wait(floor, 15 * kUs, 0, 99) / kUs);
+  show("wait_long_step_us", take_over_wait(floor, 300 * kUs, 0, 99) / kUs);
+  // A step that was mostly one-off work: the rent counts only the rest; twice the whole step
+  // stays the least.
+  show("wait_one_off_us", take_over_wait(floor, 610 * kUs, 595 * kUs, 99) / kUs);
+  show("wait_one_off_long_rest_us", take_over_wait(floor, 900 * kUs, 600 * kUs, 99) / kUs);
+}
+
+}  // namespace
+
+int main() {
+  show_windows();
+  show_waits();
 }
