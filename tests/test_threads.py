@@ -114,6 +114,22 @@ def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, l
         _core._set_take_over_patience(-1)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_small_calls_after_an_idle_team_give_the_same_results(cell):
+    """Small problems (batch 1) run on one thread while the team's workers sleep, and wake them
+    for the next call, which runs on two: the same bits either way, call after call."""
+    import time
+
+    p = {k: v[:, :1] if k == "x" else v for k, v in problem(cell, np.float32, 7).items()
+         if k != "h0"}
+    one = run(cell, p, 1, False, None)
+    for _ in range(3):
+        time.sleep(0.02)  # the workers look for work for 2 ms, then sleep
+        for _ in range(2):  # the first call finds them asleep, the second awake
+            for a, b in zip(one, run(cell, p, 2, False, None)):
+                assert np.array_equal(a, b)
+
+
 def test_kernels_work_in_a_forked_child():
     """fork() keeps only the calling thread: the child must not wait on the parent's team."""
     import multiprocessing

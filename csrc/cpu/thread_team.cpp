@@ -195,6 +195,7 @@ class Team {
       return;
     }
     std::lock_guard<std::mutex> turn(busy_);  // one job at a time
+    Active active{active_};
     grow(n - 1);
     barrier_.reset(n);
     {
@@ -214,9 +215,35 @@ class Team {
     done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
+  // Whether the workers are still looking for work, as they do for kIdleSpinNs after a job or
+  // a wake-up (a quarter of it kept as margin); true before the first job, which starts them.
+  bool awake() const {
+    return started_.load(std::memory_order_relaxed) == 0 ||
+           now_ns() - active_.load(std::memory_order_relaxed) < kIdleSpinNs * 3 / 4;
+  }
+
+  // Wakes sleeping workers without a job, so that they look for the next one.
+  void wake() {
+    std::unique_lock<std::mutex> turn(busy_, std::try_to_lock);
+    if (!turn.owns_lock() || started_.load(std::memory_order_relaxed) == 0) return;
+    Active active{active_};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      threads_ = 0;  // a job for none of them
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+  }
+
   std::atomic<int> size_{default_size()};
 
  private:
+  // Stamps the time the workers were last given something to do, when it goes.
+  struct Active {
+    std::atomic<int64_t>& at;
+    ~Active() { at.store(now_ns(), std::memory_order_relaxed); }
+  };
+
   void grow(int workers) {
     while (static_cast<int>(workers_.size()) < workers) {
       const int tid = static_cast<int>(workers_.size()) + 1;
@@ -224,6 +251,7 @@ class Team {
       const uint64_t now = generation_.load(std::memory_order_relaxed);
       workers_.emplace_back([this, tid, now] { work(tid, now); });
       workers_.back().detach();  // the team lives as long as the process
+      started_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     }
   }
 
@@ -258,6 +286,8 @@ class Team {
   int threads_ = 0;
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
+  std::atomic<int> started_{0};        // workers started
+  std::atomic<int64_t> active_{0};     // when the last job or wake-up ended (now_ns)
 };
 
 // Its detached workers may outlive static destruction at exit; a child of fork() inherits none
@@ -276,6 +306,10 @@ std::atomic<int64_t> g_patience{kPatienceNs};
 bool taken_over_recently() {
   return g_solo.solo(now_ns());
 }
+
+bool team_awake() { return team().awake(); }
+
+void wake_team() { team().wake(); }
 
 int64_t take_over_patience() { return g_patience.load(std::memory_order_relaxed); }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 namespace fusedrnn::cpu {
 
@@ -55,6 +56,34 @@ void set_take_over_patience(int64_t ns);
 // reliably ours (a busy host), where small problems had better use one thread. "Recently":
 // 10 ms after a lone take-over, up to half a second when they keep coming (SoloWindow).
 bool taken_over_recently();
+
+// Whether the team's workers are still looking for work: they do for a while after each job,
+// then sleep, and waking one takes long on a virtual machine (see TeamPlan). wake_team() wakes
+// them without a job.
+bool team_awake();
+void wake_team();
+
+// Wakes the team's workers when it goes (a moved-from one does not), if armed: after a call
+// that ran alone because they were asleep, so that the next call finds them awake.
+class WakeTeamAfter {
+ public:
+  explicit WakeTeamAfter(bool armed = false) : armed_(armed) {}
+  WakeTeamAfter(WakeTeamAfter&& other) noexcept : armed_(std::exchange(other.armed_, false)) {}
+  WakeTeamAfter& operator=(WakeTeamAfter&& other) noexcept {
+    std::swap(armed_, other.armed_);
+    return *this;
+  }
+  ~WakeTeamAfter() {
+    if (!armed_) return;
+    try {
+      wake_team();
+    } catch (...) {  // a mutex that cannot be locked: the next call wakes them itself
+    }
+  }
+
+ private:
+  bool armed_;
+};
 
 // Runs job(tid, barrier) on exactly n threads, the caller being tid 0, and returns when all
 // are done; `barrier` synchronises those n. Denormals are flushed to zero on every thread for
