@@ -114,6 +114,28 @@ def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, l
         _core._set_take_over_patience(-1)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_a_worker_joining_late_gives_the_same_results(cell, reverse, lengths):
+    """A worker that comes late to a two-thread loop joins it mid-sequence (the caller runs
+    every part alone until then), or not at all: same bits as one thread. The delays put its
+    arrival before the caller starts alone, at various steps (forward and backward loops
+    alike), and after the end."""
+    from fusedrnn import _core
+
+    p = problem(cell, np.float32, seed=6)
+    one = run(cell, p, 1, reverse, lengths)
+    try:
+        for delay_us in (0, 80, 200, 500, 1000, 20000):
+            _core._set_join_delay(delay_us * 1000)
+            for _ in range(2):
+                for a, b in zip(one, run(cell, p, 2, reverse, lengths)):
+                    assert np.array_equal(a, b), f"worker {delay_us} us late"
+    finally:
+        _core._set_join_delay(0)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_small_calls_after_an_idle_team_give_the_same_results(cell):
     """Small problems (batch 1) run on one thread while the team's workers sleep, and wake them

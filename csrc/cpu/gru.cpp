@@ -80,7 +80,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    cpu::LoopParts parts(tid, plan.threads);
+    cpu::LoopParts parts(tid, plan.threads, barrier);
     for (int64_t s = 0; s < d.T_; ++s) {
       for (int part = parts.first; part < parts.last; ++part) {
         const Range u = plan.units[part];
@@ -121,7 +121,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
       }
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s))) return;
     }
-  });
+  }, true);
 }
 
 // Backward time loop of linear_before_reset: dgx (x side) and dgh (h side) are time-major
@@ -164,7 +164,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
   std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * H), drh(d.B * H);
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    cpu::LoopParts parts(tid, plan.threads);
+    cpu::LoopParts parts(tid, plan.threads, barrier);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
@@ -211,7 +211,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
     }
     for (int part = parts.first; part < parts.last; ++part)
       cpu::settle_columns(dh_cur, dh, d.B, H, plan.units[part].begin, plan.units[part].end);
-  });
+  }, true);
 }
 
 }  // namespace

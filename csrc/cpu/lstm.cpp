@@ -108,7 +108,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   const int64_t H = d.H, P = d.P;
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    cpu::LoopParts parts(tid, plan.threads);
+    cpu::LoopParts parts(tid, plan.threads, barrier);
     T* h = hn;
     T* h_next = other.data();
     for (int64_t s = 0; s < d.T_; ++s) {
@@ -153,7 +153,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
     }
     for (int part = parts.first; part < parts.last; ++part)
       cpu::settle_columns(h, hn, d.B, P, proj.outs[part].begin, proj.outs[part].end);
-  });
+  }, true);
 }
 
 // Backward time loop without projection. dgates is time-major [T, B, 4H]; dh holds dhn on
@@ -192,7 +192,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
   std::vector<T> dstep(blocks ? 0 : 2 * d.B * G), other(d.B * P), dh_tilde(d.B * H);
 
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
-    cpu::LoopParts parts(tid, plan.threads);
+    cpu::LoopParts parts(tid, plan.threads, barrier);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
@@ -243,7 +243,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
     }
     for (int part = parts.first; part < parts.last; ++part)
       cpu::settle_columns(dh_cur, dh, d.B, P, proj.outs[part].begin, proj.outs[part].end);
-  });
+  }, true);
 }
 
 }  // namespace

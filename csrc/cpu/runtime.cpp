@@ -14,6 +14,8 @@ const char* cpu_simd_level() { return cpu::step_kernels<float>().isa; }
 
 void set_take_over_patience(int64_t ns) { cpu::set_take_over_patience(ns); }
 
+void set_join_delay(int64_t ns) { cpu::set_join_delay(ns); }
+
 const char* blas_info() { return scipy_openblas_get_config(); }
 
 }  // namespace fusedrnn

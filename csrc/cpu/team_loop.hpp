@@ -18,10 +18,38 @@ namespace fusedrnn::cpu {
 
 // The parts (plan.units indices) a thread runs in a time loop: its own, until it takes over
 // the whole loop from a partner that has lost its core (SpinBarrier::wait_or_take_over).
+//
+// With two threads, a worker that is not there when the loop starts does not hold it up: the
+// caller runs every part alone, and lets the worker in after the barrier call at which it
+// finds it asking (LateJoin); until then the worker runs no part and waits at no barrier.
+// A worker woken for the loop often came to it milliseconds late on this virtual machine.
+// Run elastic (parallel_run), so that a worker that never comes is not waited for either.
 class LoopParts {
  public:
-  LoopParts(int tid, int threads)
-      : first(tid), last(tid + 1), threads_(threads), shared_(threads > 1), synced_(now_ns()) {}
+  LoopParts(int tid, int threads, SpinBarrier& barrier)
+      : first(tid), last(tid + 1), tid_(tid), threads_(threads), shared_(threads > 1),
+        synced_(now_ns()), join_(threads == 2 ? &barrier.join : nullptr) {
+    if (!join_) return;
+    if (tid == 0) {
+      if (asked_within(kJoinWaitNs)) {
+        join_->decide(0);
+        return;
+      }
+      first = 0, last = threads, shared_ = false, alone_ = true;
+      return;
+    }
+    wait_for(join_delay());
+    join_->ask();
+    join_at_ = join_->wait_decision();
+    if (join_at_ != 0) first = last = 0, shared_ = false;
+  }
+
+  // A caller that ran alone to the end lets no worker in any more.
+  ~LoopParts() {
+    if (alone_) join_->decide(LateJoin::kNever);
+  }
+  LoopParts(const LoopParts&) = delete;
+  LoopParts& operator=(const LoopParts&) = delete;
 
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
   // taken it over). steps_left: how many barriers come after this one (the steps left, in
@@ -29,10 +57,20 @@ class LoopParts {
   // thread's work of it, whichever side of the barrier it lies. How long to wait for a late
   // partner: take_over_wait.
   bool sync(SpinBarrier& barrier, int64_t steps_left) {
+    ++syncs_;
+    const int64_t one_off = std::exchange(one_off_ns_, 0);
+    if (alone_ && join_->asked()) {  // let the worker in: from here each runs its own part
+      join_->decide(syncs_);
+      alone_ = false, first = 0, last = 1, shared_ = true, synced_ = now_ns();
+      return true;
+    }
+    if (tid_ > 0 && syncs_ == join_at_) {  // let in
+      first = tid_, last = tid_ + 1, shared_ = true, synced_ = now_ns();
+      return true;
+    }
     if (!shared_) return true;
     const int64_t patience =
-        take_over_wait(take_over_patience(), now_ns() - synced_, one_off_ns_, steps_left);
-    one_off_ns_ = 0;
+        take_over_wait(take_over_patience(), now_ns() - synced_, one_off, steps_left);
     const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
     synced_ = now_ns();
     switch (turn) {
@@ -67,10 +105,32 @@ class LoopParts {
         .count();
   }
 
+  // How long the caller looks for its worker before it starts alone: a worker that is awake
+  // comes within microseconds.
+  static constexpr int64_t kJoinWaitNs = 50000;
+
+  bool asked_within(int64_t ns) const {
+    const int64_t deadline = now_ns() + ns;
+    for (int spins = 0;; ++spins) {
+      if (join_->asked()) return true;
+      if (spins % 64 == 63 && now_ns() > deadline) return false;
+    }
+  }
+
+  static void wait_for(int64_t ns) {
+    for (const int64_t end = now_ns() + ns; now_ns() < end;) {
+    }
+  }
+
+  int tid_;
   int threads_;
   bool shared_;
   int64_t synced_;
   int64_t one_off_ns_ = 0;
+  LateJoin* join_;
+  bool alone_ = false;   // the caller, running every part until its worker joins
+  int64_t join_at_ = 0;  // the worker: the barrier call after which it has its part
+  int64_t syncs_ = 0;    // barrier calls so far
 };
 
 // Forward. Per step and thread: its chunk of the input projection, its columns of
@@ -86,7 +146,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
   const auto& kernels = step_kernels<T>();
   std::vector<T> other(batch * H), hproj(batch * G);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    LoopParts parts(tid, plan.threads);
+    LoopParts parts(tid, plan.threads, barrier);
     T* h = state;
     T* h_next = other.data();
     for (int64_t s = 0; s < steps; ++s) {
@@ -113,7 +173,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
     }
     for (int part = parts.first; part < parts.last; ++part)
       settle_columns(h, state, batch, H, plan.units[part].begin, plan.units[part].end);
-  });
+  }, true);
 }
 
 // Backward. Per step (last to first) and thread, for every valid batch row
@@ -133,7 +193,7 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
   // thread may start step s - 1 while another still reads step s's.
   std::vector<T> dstep(blocks ? 0 : 2 * batch * G), other(batch * H);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    LoopParts parts(tid, plan.threads);
+    LoopParts parts(tid, plan.threads, barrier);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = steps - 1; s >= 0; --s) {
@@ -164,7 +224,7 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
     }
     for (int part = parts.first; part < parts.last; ++part)
       settle_columns(dh_cur, dh, batch, H, plan.units[part].begin, plan.units[part].end);
-  });
+  }, true);
 }
 
 }  // namespace fusedrnn::cpu

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -91,13 +92,18 @@ struct TeamPlan {
 
  private:
   // Each thread packs its own panels (`gates` ranges of its units): in parallel, and the pages
-  // are first touched (and left in cache) on the core that streams them in the time loop.
-  // Allocated here first, so that the workers, which must not throw, never allocate.
+  // are first touched (and left in cache) on the core that streams them in the time loop. The
+  // parts are claimed, so that a worker not there yet leaves its own to the caller (an elastic
+  // job: a late worker does not hold the call up). Allocated here first, so that the workers,
+  // which must not throw, never allocate.
   template <typename Pack>
   void pack_each(std::vector<PanelSet<T>>& sets, int gates, Pack pack) {
     for (int t = 0; t < threads; ++t)
       sets[t].reserve_gate_columns(gates, units[t].begin, units[t].end);
-    parallel_run(threads, [&](int t, SpinBarrier&) { pack(t, units[t]); });
+    std::atomic<int> next{0};
+    parallel_run(threads, [&](int, SpinBarrier&) {
+      for (int t; (t = next.fetch_add(1, std::memory_order_relaxed)) < threads;) pack(t, units[t]);
+    }, true);
   }
 };
 

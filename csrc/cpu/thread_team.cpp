@@ -157,7 +157,17 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
   return Turn::solo;
 }
 
+int64_t LateJoin::wait_decision() const {
+  for (int spins = 0;; ++spins) {
+    const int64_t at = at_.load(std::memory_order_acquire);
+    if (at != kUndecided) return at;
+    if (spins < 2048) FUSEDRNN_PAUSE();
+    else std::this_thread::yield();
+  }
+}
+
 void SpinBarrier::reset(int threads) {
+  join.reset();
   threads_ = threads;
   arrived_.store(0, std::memory_order_relaxed);
   phase_.store(phase_of(phase_.load(std::memory_order_relaxed)) << 2, std::memory_order_relaxed);
@@ -187,7 +197,7 @@ int default_size() {
 
 class Team {
  public:
-  void run(int n, const std::function<void(int, SpinBarrier&)>& job) {
+  void run(int n, const std::function<void(int, SpinBarrier&)>& job, bool elastic) {
     if (n <= 1) {  // the caller alone: no need to wait for the team
       DenormalsOff guard;
       SpinBarrier alone(1);
@@ -202,6 +212,8 @@ class Team {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = &job;
       threads_ = n;
+      taken_ = 0;
+      withdrawn_ = false;
       pending_.store(n - 1, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
@@ -210,6 +222,7 @@ class Team {
       DenormalsOff guard;
       job(0, barrier_);
     }
+    if (elastic) withdraw();
     if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) return;
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -244,6 +257,15 @@ class Team {
     ~Active() { at.store(now_ns(), std::memory_order_relaxed); }
   };
 
+  // Workers that have not taken an elastic job by now skip it: the caller has done their part.
+  // A worker that the host has descheduled would otherwise hold the call until it runs again
+  // (milliseconds on this virtual machine).
+  void withdraw() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    withdrawn_ = true;
+    pending_.fetch_sub(threads_ - 1 - taken_, std::memory_order_acq_rel);
+  }
+
   void grow(int workers) {
     while (static_cast<int>(workers_.size()) < workers) {
       const int tid = static_cast<int>(workers_.size()) + 1;
@@ -263,8 +285,9 @@ class Team {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
         seen = generation_.load(std::memory_order_relaxed);
-        if (tid >= threads_) continue;
+        if (tid >= threads_ || withdrawn_) continue;
         job = job_;
+        ++taken_;
       }
       {
         DenormalsOff guard;
@@ -284,6 +307,8 @@ class Team {
   SpinBarrier barrier_;
   const std::function<void(int, SpinBarrier&)>* job_ = nullptr;
   int threads_ = 0;
+  int taken_ = 0;           // workers that have taken the current job (under mutex_)
+  bool withdrawn_ = false;  // the current job takes no more workers (under mutex_)
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> started_{0};        // workers started
@@ -315,7 +340,17 @@ int64_t take_over_patience() { return g_patience.load(std::memory_order_relaxed)
 
 void set_take_over_patience(int64_t ns) { g_patience.store(ns < 0 ? kPatienceNs : ns); }
 
-void parallel_run(int n, const std::function<void(int, SpinBarrier&)>& job) { team().run(n, job); }
+void parallel_run(int n, const std::function<void(int, SpinBarrier&)>& job, bool elastic) {
+  team().run(n, job, elastic);
+}
+
+namespace {
+std::atomic<int64_t> g_join_delay{0};
+}  // namespace
+
+int64_t join_delay() { return g_join_delay.load(std::memory_order_relaxed); }
+
+void set_join_delay(int64_t ns) { g_join_delay.store(ns > 0 ? ns : 0); }
 
 int team_size() { return team().size_.load(); }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <functional>
 #include <utility>
 
@@ -28,6 +29,31 @@ Range split_range(int64_t n, int parts, int part, int64_t align = 1);
 // (run every thread's part of the remaining steps, alone, without barriers) and the others
 // Turn::leave (stop at once: the claimer finishes their part). Results do not change, since
 // each part is the same computation whichever thread runs it.
+// How a two-thread time loop lets in a worker that comes late (LoopParts): the caller runs
+// every part alone until the worker asks to join, then lets it in after one of its barrier
+// calls (the at-th), or never, once its loop is done. 0: together from the start.
+class LateJoin {
+ public:
+  static constexpr int64_t kUndecided = -1, kNever = std::numeric_limits<int64_t>::max();
+
+  void reset() {
+    asked_.store(false, std::memory_order_relaxed);
+    at_.store(kUndecided, std::memory_order_relaxed);
+  }
+  void ask() { asked_.store(true, std::memory_order_release); }
+  bool asked() const { return asked_.load(std::memory_order_acquire); }
+  // The first decision stands (the caller's; its work so far is published with it).
+  void decide(int64_t at) {
+    int64_t undecided = kUndecided;
+    at_.compare_exchange_strong(undecided, at, std::memory_order_acq_rel);
+  }
+  int64_t wait_decision() const;  // spins, then yields, until decided
+
+ private:
+  std::atomic<bool> asked_{false};
+  std::atomic<int64_t> at_{kUndecided};
+};
+
 class SpinBarrier {
  public:
   enum class Turn { together, solo, leave };
@@ -36,6 +62,9 @@ class SpinBarrier {
   void reset(int threads);  // between jobs only
   void wait();
   Turn wait_or_take_over(int64_t patience_ns);
+  int size() const { return threads_; }
+
+  LateJoin join;  // the job's, reset with the barrier
 
  private:
   bool arrive_last(bool* claimed);  // true for the last thread to arrive
@@ -89,8 +118,16 @@ class WakeTeamAfter {
 // are done; `barrier` synchronises those n. Denormals are flushed to zero on every thread for
 // the job's duration. One job at a time: other callers (other Python threads) wait their turn,
 // so a call's thread count, and with it its results, never depend on what else is running.
-// The job must not throw.
-void parallel_run(int n, const std::function<void(int tid, SpinBarrier& barrier)>& job);
+// The job must not throw. elastic: a worker that has not started the job by the time the
+// caller's part returns skips it, which is right only for jobs whose caller then has done all
+// the work (time loops with LateJoin; jobs whose parts any thread may claim).
+void parallel_run(int n, const std::function<void(int tid, SpinBarrier& barrier)>& job,
+                  bool elastic = false);
+
+// For tests: how long (ns) a worker waits before it asks to join a two-thread time loop, so
+// that it joins late, mid-sequence (0: at once).
+int64_t join_delay();
+void set_join_delay(int64_t ns);
 
 // The team size (default: the number of cores the process may use); kernels use
 // min(team size, what their problem can split into) threads.

@@ -154,6 +154,9 @@ void poison_cache();
 // For tests: how long (ns) a thread of a time loop waits for a late partner before it runs
 // the rest of the loop alone (the results do not change); < 0 restores the default (200 us).
 void set_take_over_patience(int64_t ns);
+// For tests: how long (ns) a worker waits before it joins a two-thread time loop, so that it
+// joins in mid-sequence (the results do not change); 0 (the default): at once.
+void set_join_delay(int64_t ns);
 
 // Diagnostics: the float32 FMA throughput (FLOP/s) of `threads` threads (<= 0: all) running a
 // register-only multiply-add loop at the step kernels' SIMD level for about `seconds`; the
