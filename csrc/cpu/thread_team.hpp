@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <limits>
 #include <functional>
+#include <limits>
 #include <utility>
 
 namespace fusedrnn::cpu {
@@ -20,15 +20,6 @@ struct Range {
 // `align` (except n itself), so that SIMD panels do not straddle two threads.
 Range split_range(int64_t n, int parts, int part, int64_t align = 1);
 
-// A sense-reversing barrier that spins briefly, then yields: cheap when every thread has a
-// core, and still correct (if slow) when the machine is oversubscribed.
-//
-// A time loop may instead call wait_or_take_over: on a shared machine a partner that has lost
-// its core stalls every later step, so a thread that has waited longer than `patience_ns`
-// claims the rest of the loop. When the late threads arrive, the claimer gets Turn::solo
-// (run every thread's part of the remaining steps, alone, without barriers) and the others
-// Turn::leave (stop at once: the claimer finishes their part). Results do not change, since
-// each part is the same computation whichever thread runs it.
 // How a two-thread time loop lets in a worker that comes late (LoopParts): the caller runs
 // every part alone until the worker asks to join, then lets it in after one of its barrier
 // calls (the at-th), or never, once its loop is done. 0: together from the start.
@@ -54,6 +45,15 @@ class LateJoin {
   std::atomic<int64_t> at_{kUndecided};
 };
 
+// A sense-reversing barrier that spins briefly, then yields: cheap when every thread has a
+// core, and still correct (if slow) when the machine is oversubscribed.
+//
+// A time loop may instead call wait_or_take_over: on a shared machine a partner that has lost
+// its core stalls every later step, so a thread that has waited longer than `patience_ns`
+// claims the rest of the loop. When the late threads arrive, the claimer gets Turn::solo
+// (run every thread's part of the remaining steps, alone, without barriers) and the others
+// Turn::leave (stop at once: the claimer finishes their part). Results do not change, since
+// each part is the same computation whichever thread runs it.
 class SpinBarrier {
  public:
   enum class Turn { together, solo, leave };
@@ -62,7 +62,6 @@ class SpinBarrier {
   void reset(int threads);  // between jobs only
   void wait();
   Turn wait_or_take_over(int64_t patience_ns);
-  int size() const { return threads_; }
 
   LateJoin join;  // the job's, reset with the barrier
 
