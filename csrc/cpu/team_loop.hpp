@@ -31,14 +31,13 @@ class LoopParts {
         synced_(now_ns()), join_(threads == 2 ? &barrier.join : nullptr) {
     if (!join_) return;
     if (tid == 0) {
-      if (asked_within(kJoinWaitNs)) {
+      if (join_->asked_within(kJoinWaitNs)) {
         join_->decide(0);
         return;
       }
       first = 0, last = threads, shared_ = false, alone_ = true;
       return;
     }
-    wait_for(join_delay());
     join_->ask();
     join_at_ = join_->wait_decision();
     if (join_at_ != 0) first = last = 0, shared_ = false;
@@ -108,19 +107,6 @@ class LoopParts {
   // How long the caller looks for its worker before it starts alone: a worker that is awake
   // comes within microseconds.
   static constexpr int64_t kJoinWaitNs = 50000;
-
-  bool asked_within(int64_t ns) const {
-    const int64_t deadline = now_ns() + ns;
-    for (int spins = 0;; ++spins) {
-      if (join_->asked()) return true;
-      if (spins % 64 == 63 && now_ns() > deadline) return false;
-    }
-  }
-
-  static void wait_for(int64_t ns) {
-    for (const int64_t end = now_ns() + ns; now_ns() < end;) {
-    }
-  }
 
   int tid_;
   int threads_;

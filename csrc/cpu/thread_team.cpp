@@ -68,21 +68,25 @@ int64_t now_ns() {
 // patience, so that a loop at batch 1 went solo, and the calls after it ran on one thread.
 constexpr int64_t kIdleSpinNs = 2000000;
 
-// Until done() or kIdleSpinNs have passed: pauses, then (after ~50 us) yields, so that an
+// Until done() or `ns` have passed: pauses, then (after ~50 us) yields, so that an
 // oversubscribed machine still gets on. True if done() came true.
 template <typename Done>
-bool spin_until(Done done) {
-  const int64_t deadline = now_ns() + kIdleSpinNs;
+bool spin_for(int64_t ns, Done done) {
+  const int64_t deadline = now_ns() + ns;
   for (int spins = 0;; ++spins) {
     if (done()) return true;
-    if (spins < 2048) {
-      FUSEDRNN_PAUSE();
-    } else {
-      if (now_ns() > deadline) return false;
-      std::this_thread::yield();
-    }
+    if (spins % 64 == 63 && now_ns() > deadline) return false;
+    if (spins < 2048) FUSEDRNN_PAUSE();
+    else std::this_thread::yield();
   }
 }
+
+template <typename Done>
+bool spin_until(Done done) {
+  return spin_for(kIdleSpinNs, done);
+}
+
+std::atomic<int64_t> g_join_delay{0};
 
 SoloWindow g_solo;
 
@@ -157,13 +161,21 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
   return Turn::solo;
 }
 
+void LateJoin::ask() {
+  const int64_t delay = g_join_delay.load(std::memory_order_relaxed);  // tests only
+  if (delay > 0) spin_for(delay, [] { return false; });
+  asked_.store(true, std::memory_order_release);
+}
+
+bool LateJoin::asked_within(int64_t ns) const {
+  return spin_for(ns, [&] { return asked(); });
+}
+
 int64_t LateJoin::wait_decision() const {
-  for (int spins = 0;; ++spins) {
-    const int64_t at = at_.load(std::memory_order_acquire);
-    if (at != kUndecided) return at;
-    if (spins < 2048) FUSEDRNN_PAUSE();
-    else std::this_thread::yield();
+  auto decided = [&] { return at_.load(std::memory_order_acquire) != kUndecided; };
+  while (!spin_for(kIdleSpinNs, decided)) {
   }
+  return at_.load(std::memory_order_acquire);
 }
 
 void SpinBarrier::reset(int threads) {
@@ -343,12 +355,6 @@ void set_take_over_patience(int64_t ns) { g_patience.store(ns < 0 ? kPatienceNs 
 void parallel_run(int n, const std::function<void(int, SpinBarrier&)>& job, bool elastic) {
   team().run(n, job, elastic);
 }
-
-namespace {
-std::atomic<int64_t> g_join_delay{0};
-}  // namespace
-
-int64_t join_delay() { return g_join_delay.load(std::memory_order_relaxed); }
 
 void set_join_delay(int64_t ns) { g_join_delay.store(ns > 0 ? ns : 0); }
 

@@ -31,8 +31,9 @@ class LateJoin {
     asked_.store(false, std::memory_order_relaxed);
     at_.store(kUndecided, std::memory_order_relaxed);
   }
-  void ask() { asked_.store(true, std::memory_order_release); }
+  void ask();  // the worker (after set_join_delay's delay)
   bool asked() const { return asked_.load(std::memory_order_acquire); }
+  bool asked_within(int64_t ns) const;  // spins, then yields
   // The first decision stands (the caller's; its work so far is published with it).
   void decide(int64_t at) {
     int64_t undecided = kUndecided;
@@ -125,7 +126,6 @@ void parallel_run(int n, const std::function<void(int tid, SpinBarrier& barrier)
 
 // For tests: how long (ns) a worker waits before it asks to join a two-thread time loop, so
 // that it joins late, mid-sequence (0: at once).
-int64_t join_delay();
 void set_join_delay(int64_t ns);
 
 // The team size (default: the number of cores the process may use); kernels use
