@@ -118,3 +118,16 @@ def test_take_over_policy(tmp_path):
                    "wait_no_patience_us": 0, "wait_short_step_us": 200,
                    "wait_long_step_us": 99 * 300 // 2, "wait_one_off_us": 1220,
                    "wait_one_off_long_rest_us": 99 * 300 // 2}
+
+
+@needs_cmake
+def test_part_claims(tmp_path):
+    """tests/cpp/part_claims.cpp. The caller claims a step's parts from the front, its worker
+    from the back, each part once; a step's word is its parity's, empty after two steps until
+    the caller refills it."""
+    lines = build_and_run(API_ERRORS, "part_claims", tmp_path).splitlines()
+    got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
+    assert got == {"front_0": 0, "back_0": 4, "front_1": 1, "back_1": 3, "back_2": 2,
+                   "front_after_all": -1, "back_after_all": -1, "step_1_parts": 5,
+                   "step_2_before_refill": -1, "step_2_after_refill": 4}
+

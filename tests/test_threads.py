@@ -137,6 +137,27 @@ def test_a_worker_joining_late_gives_the_same_results(cell, reverse, lengths):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_a_slow_worker_leaves_parts_to_the_caller_with_the_same_results(cell, reverse, lengths):
+    """The two threads of a loop claim a step's parts (9 here, H = 131), the caller from the
+    front and its worker from the back: a worker slowed after each part it claims leaves the
+    caller parts that are usually its own, in the forward and backward loops (where a part's
+    recurrent GEMM and its next step's gate pass go together): same bits as one thread."""
+    from fusedrnn import _core
+
+    p = problem(cell, np.float32, seed=7)
+    one = run(cell, p, 1, reverse, lengths)
+    try:
+        for delay_us in (5, 50):
+            _core._set_claim_delay(delay_us * 1000)
+            for a, b in zip(one, run(cell, p, 2, reverse, lengths)):
+                assert np.array_equal(a, b), f"worker {delay_us} us late per part"
+    finally:
+        _core._set_claim_delay(0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_small_calls_after_an_idle_team_give_the_same_results(cell):
     """Small problems (batch 1) run on one thread while the team's workers sleep, and wake them
     for the next call, which runs on two: the same bits either way, call after call."""

@@ -21,6 +21,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_take_over_patience", &fusedrnn::set_take_over_patience, pybind11::arg("ns"));
   // Hidden, for tests: delays a worker's joining of a two-thread time loop (ns; 0: none).
   m.def("_set_join_delay", &fusedrnn::set_join_delay, pybind11::arg("ns"));
+  // Hidden, for tests: delays a worker after each part it claims in a time loop (ns; 0: none).
+  m.def("_set_claim_delay", &fusedrnn::set_claim_delay, pybind11::arg("ns"));
   // Hidden diagnostics for bench/compare.py: the arithmetic peak, FLOP/s.
   m.def("_fma_peak", &fusedrnn::fma_peak_flops, pybind11::arg("seconds") = 0.2,
         pybind11::arg("threads") = 0, pybind11::call_guard<pybind11::gil_scoped_release>());

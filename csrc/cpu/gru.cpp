@@ -1,6 +1,7 @@
-// GRU sequence kernels, both variants, on the thread team like the LSTM: each thread owns a
-// slice of hidden units and does per step its part of the input projection (a chunk of steps
-// at a time), of the recurrent GEMM on its packed w_hh slice, and the fused gate pass.
+// GRU sequence kernels, both variants, on the thread team like the LSTM: each thread runs
+// slices of hidden units (its own, or those it claims each step) and does per step their part
+// of the input projection (a chunk of steps at a time), of the recurrent GEMM on their packed
+// w_hh slices, and the fused gate pass.
 // linear_before_reset (PyTorch, cuDNN) needs one barrier per step; the original GRU applies r
 // before W_hn, so its step is two GEMMs, each followed by its half of the gate math, and two
 // barriers.
@@ -38,7 +39,8 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
   const auto& kernels = cpu::step_kernels<T>();
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads)
+                                     cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
                         .with_input(xproj.loop_weights(), 3, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
@@ -82,7 +84,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
     cpu::LoopParts parts(tid, plan.threads, barrier);
     for (int64_t s = 0; s < d.T_; ++s) {
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
@@ -97,7 +99,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
         }
       }
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
         cpu::panel_gemm(kernels, reset[part], d.B, rh.data(), H, hproj.data(), G, false);
@@ -131,7 +133,8 @@ void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder&
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
   const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads);
+                              cpu::Panels::backward, p.threads,
+                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
@@ -169,7 +172,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
       T* dg_step = blocks ? dg + order.block_time(s) * d.B * G : dstep.data() + (s & 1) * d.B * G;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
         for (int64_t b = 0; b < d.B; ++b) {
@@ -189,7 +192,7 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
         }
       }
       if (!parts.sync(barrier, 2 * s + 1)) return;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
         cpu::panel_gemm(kernels, through_reset[part], d.B, dg_step + 2 * H, G, drh.data(), H,
@@ -205,11 +208,11 @@ void backward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOr
         }
       }
       if (!parts.sync(barrier, 2 * s)) return;
-      for (int part = parts.first; part < parts.last; ++part)
+      for (int part = parts.first(); part < parts.last(); ++part)
         cpu::panel_gemm(kernels, through_rz[part], d.B, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    for (int part = parts.first; part < parts.last; ++part)
+    for (int part = parts.first(); part < parts.last(); ++part)
       cpu::settle_columns(dh_cur, dh, d.B, H, plan.units[part].begin, plan.units[part].end);
   }, true);
 }

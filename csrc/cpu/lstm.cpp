@@ -1,7 +1,8 @@
-// LSTM sequence kernels. The time loop runs on the thread team: each thread owns a slice of
-// hidden units, keeps its packed slices of w_ih and w_hh in its own cache, and per step does
-// its part of the input projection (a chunk of steps at a time), of the recurrent GEMM and the
-// fused gate pass; one barrier per step (two with a projection, whose outputs are split too).
+// LSTM sequence kernels. The time loop runs on the thread team: each thread runs slices of
+// hidden units (its own, or those it claims each step), keeps their packed slices of w_ih and
+// w_hh in its own cache, and per step does their part of the input projection (a chunk of
+// steps at a time), of the recurrent GEMM and the fused gate pass; one barrier per step (two
+// with a projection, whose outputs are split too).
 // Backward ends in the weight-gradient GEMMs over all T*B rows.
 #include <algorithm>
 #include <tuple>
@@ -37,7 +38,8 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
   const auto& kernels = cpu::step_kernels<T>();
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads)
+                                     cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
                         .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto saved_rows = [&](int64_t s, int64_t b, const Range& u) {
@@ -112,7 +114,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
     T* h = hn;
     T* h_next = other.data();
     for (int64_t s = 0; s < d.T_; ++s) {
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         cpu::panel_gemm(kernels, plan.forward[part], d.B, h, P, hproj.data(), d.G, false);
@@ -130,7 +132,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
         }
       }
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range o = proj.outs[part];
         cpu::panel_gemm(kernels, proj.project[part], d.B, h_tilde.data(), H, h_next, P, false);
         for (int64_t b = 0; b < d.B; ++b) {
@@ -151,7 +153,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s))) return;
       std::swap(h, h_next);
     }
-    for (int part = parts.first; part < parts.last; ++part)
+    for (int part = parts.first(); part < parts.last(); ++part)
       cpu::settle_columns(h, hn, d.B, P, proj.outs[part].begin, proj.outs[part].end);
   }, true);
 }
@@ -163,7 +165,8 @@ void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrde
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
   const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads);
+                              cpu::Panels::backward, p.threads,
+                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G) + u.begin,
@@ -197,7 +200,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
     T* dh_next = other.data();
     for (int64_t s = d.T_ - 1; s >= 0; --s) {
       T* dho = dh_out + s * d.B * P;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range o = proj.outs[part];
         for (int64_t b = 0; b < d.B; ++b) {
           T* dhb = dh_cur + b * P + o.begin;
@@ -217,7 +220,7 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
       if (!parts.sync(barrier, 2 * s + 1)) return;
       T* dg_step = blocks ? dgates + order.block_time(s) * d.B * G
                           : dstep.data() + (s & 1) * d.B * G;
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
         cpu::panel_gemm(kernels, proj.tilde[part], d.B, dho, P, dh_tilde.data(), H, false);
         for (int64_t b = 0; b < d.B; ++b) {
@@ -237,11 +240,11 @@ void backward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Ste
         }
       }
       if (!parts.sync(barrier, 2 * s)) return;
-      for (int part = parts.first; part < parts.last; ++part)
+      for (int part = parts.first(); part < parts.last(); ++part)
         cpu::panel_gemm(kernels, proj.state[part], d.B, dg_step, G, dh_next, P, true);
       std::swap(dh_cur, dh_next);
     }
-    for (int part = parts.first; part < parts.last; ++part)
+    for (int part = parts.first(); part < parts.last(); ++part)
       cpu::settle_columns(dh_cur, dh, d.B, P, proj.outs[part].begin, proj.outs[part].end);
   }, true);
 }

@@ -16,6 +16,8 @@ void set_take_over_patience(int64_t ns) { cpu::set_take_over_patience(ns); }
 
 void set_join_delay(int64_t ns) { cpu::set_join_delay(ns); }
 
+void set_claim_delay(int64_t ns) { cpu::set_claim_delay(ns); }
+
 const char* blas_info() { return scipy_openblas_get_config(); }
 
 }  // namespace fusedrnn

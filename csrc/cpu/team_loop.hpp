@@ -1,5 +1,6 @@
-// The time loops that the LSTM and GRU share, run on the thread team: each thread owns the
-// hidden units plan.units[tid]; one barrier per step. The cells supply what happens to a row.
+// The time loops that the LSTM and GRU share, run on the thread team: each step's parts (ranges
+// of hidden units, plan.units) are shared among the threads (LoopParts); one barrier per step.
+// The cells supply what happens to a row.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "part_claims.hpp"
 #include "sequence.hpp"
 #include "team_plan.hpp"
 #include "step_kernels.hpp"
@@ -16,8 +18,10 @@
 
 namespace fusedrnn::cpu {
 
-// The parts (plan.units indices) a thread runs in a time loop: its own, until it takes over
-// the whole loop from a partner that has lost its core (SpinBarrier::wait_or_take_over).
+// The parts (plan.units indices) a thread runs in each step of a time loop, one after another
+// (next()): its own share, or with two threads and PartClaims those it claims; all of them
+// once it has taken over the loop from a partner that has lost its core
+// (SpinBarrier::wait_or_take_over). A part is the same computation whichever thread runs it.
 //
 // With two threads, a worker that is not there when the loop starts does not hold it up: the
 // caller runs every part alone, and lets the worker in after the barrier call at which it
@@ -26,21 +30,27 @@ namespace fusedrnn::cpu {
 // Run elastic (parallel_run), so that a worker that never comes is not waited for either.
 class LoopParts {
  public:
-  LoopParts(int tid, int threads, SpinBarrier& barrier)
-      : first(tid), last(tid + 1), tid_(tid), threads_(threads), shared_(threads > 1),
-        synced_(now_ns()), join_(threads == 2 ? &barrier.join : nullptr) {
+  // parts: plan.units.size() (0: one a thread); claims: shared by a two-thread loop's threads
+  // (null: each runs its own share, parts * tid / threads to parts * (tid + 1) / threads).
+  LoopParts(int tid, int threads, SpinBarrier& barrier, int parts = 0,
+            PartClaims* claims = nullptr)
+      : tid_(tid), parts_(parts > 0 ? parts : threads), shared_(threads > 1),
+        synced_(now_ns()), join_(threads == 2 ? &barrier.join : nullptr),
+        claims_(threads == 2 && parts_ > threads ? claims : nullptr) {
+    run(int64_t(parts_) * tid / threads, int64_t(parts_) * (tid + 1) / threads);
     if (!join_) return;
     if (tid == 0) {
       if (join_->asked_within(kJoinWaitNs)) {
         join_->decide(0);
         return;
       }
-      first = 0, last = threads, shared_ = false, alone_ = true;
+      run(0, parts_);
+      shared_ = false, alone_ = true;
       return;
     }
     join_->ask();
     join_at_ = join_->wait_decision();
-    if (join_at_ != 0) first = last = 0, shared_ = false;
+    if (join_at_ != 0) run(0, 0), shared_ = false;
   }
 
   // A caller that ran alone to the end lets no worker in any more.
@@ -50,21 +60,66 @@ class LoopParts {
   LoopParts(const LoopParts&) = delete;
   LoopParts& operator=(const LoopParts&) = delete;
 
+  // Its own parts now [first(), last()), for loops without claims (those with two barriers a
+  // step run them twice between two barriers).
+  int first() const { return first_; }
+  int last() const { return last_; }
+
+  // The next part this thread runs in this step (or after the loop's last barrier); -1: none.
+  int next() {
+    if (shared_ && claims_) {
+      const int part = claims_->claim(syncs_, tid_ == 0);
+      if (tid_ > 0 && part >= 0) wait_claim_delay();
+      return part;
+    }
+    return next_ < last_ ? next_++ : -1;
+  }
+
   // The step's barrier, or none once alone. False: leave the loop now (another thread has
   // taken it over). steps_left: how many barriers come after this one (the steps left, in
   // the loops with one barrier a step); a "step" is the time from one to the next, all this
   // thread's work of it, whichever side of the barrier it lies. How long to wait for a late
   // partner: take_over_wait.
   bool sync(SpinBarrier& barrier, int64_t steps_left) {
+    if (!pass(barrier, steps_left)) return false;
+    next_ = first_;
+    if (claims_ && tid_ == 0) claims_->refill(syncs_ - 1);
+    return true;
+  }
+
+  // Runs this step's one-off work (a chunk of the input projection, every few steps), which
+  // the steps left will not repeat (take_over_wait).
+  template <typename Work>
+  void one_off(Work work) {
+    const int64_t start = now_ns();
+    work();
+    one_off_ns_ += now_ns() - start;
+  }
+
+ private:
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void run(int64_t first, int64_t last) {
+    first_ = next_ = static_cast<int>(first);
+    last_ = static_cast<int>(last);
+  }
+
+  bool pass(SpinBarrier& barrier, int64_t steps_left) {
     ++syncs_;
     const int64_t one_off = std::exchange(one_off_ns_, 0);
-    if (alone_ && join_->asked()) {  // let the worker in: from here each runs its own part
+    if (alone_ && join_->asked()) {  // let the worker in: from here each runs its own parts
       join_->decide(syncs_);
-      alone_ = false, first = 0, last = 1, shared_ = true, synced_ = now_ns();
+      alone_ = false, shared_ = true, synced_ = now_ns();
+      run(0, parts_ / 2);
       return true;
     }
     if (tid_ > 0 && syncs_ == join_at_) {  // let in
-      first = tid_, last = tid_ + 1, shared_ = true, synced_ = now_ns();
+      shared_ = true, synced_ = now_ns();
+      run(parts_ / 2, parts_);
       return true;
     }
     if (!shared_) return true;
@@ -80,28 +135,9 @@ class LoopParts {
       case SpinBarrier::Turn::solo:
         break;
     }
-    first = 0;
-    last = threads_;
+    run(0, parts_);
     shared_ = false;
     return true;
-  }
-
-  // Runs this step's one-off work (a chunk of the input projection, every few steps), which
-  // the steps left will not repeat (take_over_wait).
-  template <typename Work>
-  void one_off(Work work) {
-    const int64_t start = now_ns();
-    work();
-    one_off_ns_ += now_ns() - start;
-  }
-
-  int first, last;
-
- private:
-  static int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
   }
 
   // How long the caller looks for its worker before it starts alone: a worker that is awake
@@ -109,11 +145,13 @@ class LoopParts {
   static constexpr int64_t kJoinWaitNs = 50000;
 
   int tid_;
-  int threads_;
+  int parts_;
   bool shared_;
+  int first_ = 0, next_ = 0, last_ = 0;  // this thread's own parts (when it claims none)
   int64_t synced_;
   int64_t one_off_ns_ = 0;
   LateJoin* join_;
+  PartClaims* claims_;
   bool alone_ = false;   // the caller, running every part until its worker joins
   int64_t join_at_ = 0;  // the worker: the barrier call after which it has its part
   int64_t syncs_ = 0;    // barrier calls so far
@@ -131,12 +169,14 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
                   Pad pad) {
   const auto& kernels = step_kernels<T>();
   std::vector<T> other(batch * H), hproj(batch * G);
+  const int parts_count = static_cast<int>(plan.units.size());
+  PartClaims claims(parts_count);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    LoopParts parts(tid, plan.threads, barrier);
+    LoopParts parts(tid, plan.threads, barrier, parts_count, &claims);
     T* h = state;
     T* h_next = other.data();
     for (int64_t s = 0; s < steps; ++s) {
-      for (int part = parts.first; part < parts.last; ++part) {
+      for (int part; (part = parts.next()) >= 0;) {
         const Range u = plan.units[part];
         const int64_t n = u.size();
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
@@ -157,7 +197,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
       if (!parts.sync(barrier, steps - 1 - s)) return;
       std::swap(h, h_next);
     }
-    for (int part = parts.first; part < parts.last; ++part)
+    for (int part; (part = parts.next()) >= 0;)
       settle_columns(h, state, batch, H, plan.units[part].begin, plan.units[part].end);
   }, true);
 }
@@ -167,25 +207,33 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
 // with dh the n values of the total gradient of the step's output (dy is added here), dg the
 // row's h-side pre-activation gradients (gate stride H, offset to u.begin) and dh_next the
 // direct part of the previous state's gradient (0 when there is none); padding rows pass dh
-// through. After the barrier the thread adds its columns of dg @ w_hh to dh_next. dgh is
-// time-major [T, B, gates*H]; dh [B, H] holds dhn on entry and dh0 on exit.
+// through. After the step's barrier, the thread that takes a part in the next step first adds
+// the part's columns of dg @ w_hh to the state gradient that its row pass then reads (the two
+// are one part: whoever runs the one runs the other). dgh is time-major [T, B, gates*H]; dh
+// [B, H] holds dhn on entry and dh0 on exit.
 template <typename T, typename Row>
 void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t steps, int64_t batch,
                    int64_t H, int gates, const T* dy, T* dgh, T* dh, Row row) {
   const auto& kernels = step_kernels<T>();
   const int64_t G = gates * H;
   const bool blocks = order.steps_are_blocks();
-  // Scattered steps (reverse with lengths) gather their rows here; two buffers, so that a
-  // thread may start step s - 1 while another still reads step s's.
+  // Scattered steps (reverse with lengths) gather their rows here; two buffers, since a step's
+  // gate passes write one while its recurrent GEMMs read the other (the step after's).
   std::vector<T> dstep(blocks ? 0 : 2 * batch * G), other(batch * H);
+  auto dg_of = [&](int64_t s) {
+    return blocks ? dgh + order.block_time(s) * batch * G : dstep.data() + (s & 1) * batch * G;
+  };
+  const int parts_count = static_cast<int>(plan.units.size());
+  PartClaims claims(parts_count);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
-    LoopParts parts(tid, plan.threads, barrier);
+    LoopParts parts(tid, plan.threads, barrier, parts_count, &claims);
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = steps - 1; s >= 0; --s) {
-      T* dg_step = blocks ? dgh + order.block_time(s) * batch * G
-                          : dstep.data() + (s & 1) * batch * G;
-      for (int part = parts.first; part < parts.last; ++part) {
+      T* dg_step = dg_of(s);
+      for (int part; (part = parts.next()) >= 0;) {
+        if (s + 1 < steps)  // the step after's recurrent gradient, for these units
+          panel_gemm(kernels, plan.backward[part], batch, dg_of(s + 1), G, dh_cur, H, true);
         const Range u = plan.units[part];
         const int64_t n = u.size();
         for (int64_t b = 0; b < batch; ++b) {
@@ -204,12 +252,12 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
         }
       }
       if (!parts.sync(barrier, s)) return;
-      for (int part = parts.first; part < parts.last; ++part)
-        panel_gemm(kernels, plan.backward[part], batch, dg_step, G, dh_next, H, true);
       std::swap(dh_cur, dh_next);
     }
-    for (int part = parts.first; part < parts.last; ++part)
+    for (int part; (part = parts.next()) >= 0;) {
+      if (steps > 0) panel_gemm(kernels, plan.backward[part], batch, dg_of(0), G, dh_cur, H, true);
       settle_columns(dh_cur, dh, batch, H, plan.units[part].begin, plan.units[part].end);
+    }
   }, true);
 }
 

@@ -2,12 +2,12 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <vector>
 
 #include "blas.hpp"
 #include "panels.hpp"
+#include "part_claims.hpp"
 #include "scratch.hpp"
 #include "step_kernels.hpp"
 #include "step_order.hpp"
@@ -24,10 +24,10 @@ enum class Panels { forward, backward, none };
 template <typename T>
 struct TeamPlan {
   int threads = 1;
-  std::vector<Range> units;             // per thread
-  std::vector<PanelSet<T>> forward;     // per thread: w_hh rows of its units' gates
-  std::vector<PanelSet<T>> backward;    // per thread: w_hh columns of its units
-  std::vector<PanelSet<T>> input;       // per thread: w_ih rows of its units' gates (forward)
+  std::vector<Range> units;             // per part (one a thread, or several: `claimed`)
+  std::vector<PanelSet<T>> forward;     // per part: w_hh rows of its units' gates
+  std::vector<PanelSet<T>> backward;    // per part: w_hh columns of its units
+  std::vector<PanelSet<T>> input;       // per part: w_ih rows of its units' gates (forward)
   WakeTeamAfter wake_after;             // armed when a small loop runs alone for asleep workers
 
   // Multiply-adds of the recurrent GEMM per step below which one thread runs the whole loop
@@ -53,56 +53,77 @@ struct TeamPlan {
   // apart, median/p90/mean ms, 5.07/6.35/4.88 -> 4.32/4.67/4.30; 5 ms apart 3.71/5.11/3.95 ->
   // 3.40/3.74/3.42.
   static constexpr int64_t kSmallStepWork = int64_t(1) << 20;
+  // A two-thread loop whose threads claim parts step by step (PartClaims) cuts the hidden
+  // units into up to kClaimedParts parts of at least kWorkPerPart multiply-adds a step: fine
+  // enough that the faster thread can take a fraction of the slower one's share, coarse enough
+  // that a claim (a cache line that moves between the cores) stays a small cost. Fewer than
+  // four parts: none claimed, one a thread (at batch 1 taking the other thread's only part when
+  // it came a little late doubled the step: LSTM 100x1x256, median/mean ms 1.53/1.75 ->
+  // 1.78/2.02).
+  static constexpr int kClaimedParts = 16;
+  static constexpr int64_t kWorkPerPart = int64_t(1) << 18;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
   // panel, at most max_threads threads (0: the team's size), min_work: kWorkPerThread or
-  // kLockstepWorkPerThread.
+  // kLockstepWorkPerThread; claimed: for a loop whose threads claim their parts (PartClaims),
+  // else one part a thread.
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
-           Panels pack, int max_threads, int64_t min_work = kWorkPerThread) {
+           Panels pack, int max_threads, int64_t min_work = kWorkPerThread,
+           bool claimed = false) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
     const bool asleep = work < kSmallStepWork && threads > 1 && !team_awake();
     if (asleep || (work < kSmallStepWork && taken_over_recently())) threads = 1;
     wake_after = WakeTeamAfter(asleep);
-    for (int t = 0; t < threads; ++t) units.push_back(split_range(hidden, threads, t, lanes));
+    const int parts = claimed && threads == 2 ? claimed_parts(work, hidden, lanes) : threads;
+    for (int t = 0; t < parts; ++t) units.push_back(split_range(hidden, parts, t, lanes));
     if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
-      forward.assign(threads, PanelSet<T>(k, lanes));
-      pack_each(forward, gates, [&](int t, const Range& u) {
-        forward[t].add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
+      forward.assign(parts, PanelSet<T>(k, lanes));
+      pack_each(forward, gates, [&](int p, const Range& u) {
+        forward[p].add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
       });
     } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
-      backward.assign(threads, PanelSet<T>(gates * hidden, lanes));
-      pack_each(backward, 1, [&](int t, const Range& u) {
-        backward[t].add_columns(w_hh, 1, k, u.begin, u.end);
+      backward.assign(parts, PanelSet<T>(gates * hidden, lanes));
+      pack_each(backward, 1, [&](int p, const Range& u) {
+        backward[p].add_columns(w_hh, 1, k, u.begin, u.end);
       });
     }
   }
 
-  // Packs each thread's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
+  // Packs each part's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
   // Null w_ih: none (the projection is computed before the loop); the sets stay empty.
   TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
-    input.assign(threads, PanelSet<T>(in, lanes));
+    input.assign(units.size(), PanelSet<T>(in, lanes));
     if (!w_ih) return std::move(*this);
-    pack_each(input, gates, [&](int t, const Range& u) {
-      input[t].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
+    pack_each(input, gates, [&](int p, const Range& u) {
+      input[p].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
     });
     return std::move(*this);
   }
 
  private:
-  // Each thread packs its own panels (`gates` ranges of its units): in parallel, and the pages
-  // are first touched (and left in cache) on the core that streams them in the time loop. The
-  // parts are claimed, so that a worker not there yet leaves its own to the caller (an elastic
-  // job: a late worker does not hold the call up). Allocated here first, so that the workers,
-  // which must not throw, never allocate.
+  // How many parts a two-thread loop's threads claim (kClaimedParts): 2 for none claimed.
+  static int claimed_parts(int64_t work, int64_t hidden, int lanes) {
+    const int64_t parts = std::min({int64_t(kClaimedParts), (hidden + lanes - 1) / lanes,
+                                    work / kWorkPerPart});
+    return parts >= 4 ? static_cast<int>(parts) : 2;
+  }
+
+  // The threads pack the parts' panels (`gates` ranges of each part's units) in parallel,
+  // claiming them as the time loop does (the caller from the front, the others from the back),
+  // so that a part's pages are first touched (and left in cache) on the core that mostly
+  // streams them in the loop, and a worker not there yet leaves its parts to the caller (an
+  // elastic job: a late worker does not hold the call up). Allocated here first, so that the
+  // workers, which must not throw, never allocate.
   template <typename Pack>
   void pack_each(std::vector<PanelSet<T>>& sets, int gates, Pack pack) {
-    for (int t = 0; t < threads; ++t)
-      sets[t].reserve_gate_columns(gates, units[t].begin, units[t].end);
-    std::atomic<int> next{0};
-    parallel_run(threads, [&](int, SpinBarrier&) {
-      for (int t; (t = next.fetch_add(1, std::memory_order_relaxed)) < threads;) pack(t, units[t]);
+    const int parts = static_cast<int>(units.size());
+    for (int p = 0; p < parts; ++p)
+      sets[p].reserve_gate_columns(gates, units[p].begin, units[p].end);
+    PartClaims claims(parts);
+    parallel_run(threads, [&](int tid, SpinBarrier&) {
+      for (int p; (p = claims.claim(0, tid == 0)) >= 0;) pack(p, units[p]);
     }, true);
   }
 };

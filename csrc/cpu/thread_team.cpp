@@ -86,7 +86,7 @@ bool spin_until(Done done) {
   return spin_for(kIdleSpinNs, done);
 }
 
-std::atomic<int64_t> g_join_delay{0};
+std::atomic<int64_t> g_join_delay{0}, g_claim_delay{0};
 
 SoloWindow g_solo;
 
@@ -357,6 +357,13 @@ void parallel_run(int n, const std::function<void(int, SpinBarrier&)>& job, bool
 }
 
 void set_join_delay(int64_t ns) { g_join_delay.store(ns > 0 ? ns : 0); }
+
+void set_claim_delay(int64_t ns) { g_claim_delay.store(ns > 0 ? ns : 0); }
+
+void wait_claim_delay() {
+  const int64_t delay = g_claim_delay.load(std::memory_order_relaxed);
+  if (delay > 0) spin_for(delay, [] { return false; });
+}
 
 int team_size() { return team().size_.load(); }
 

@@ -128,6 +128,11 @@ void parallel_run(int n, const std::function<void(int tid, SpinBarrier& barrier)
 // that it joins late, mid-sequence (0: at once).
 void set_join_delay(int64_t ns);
 
+// For tests: how long (ns) a worker waits after each part it claims in a two-thread time loop
+// (PartClaims), so that the caller claims more of each step's parts (0: none); and that wait.
+void set_claim_delay(int64_t ns);
+void wait_claim_delay();
+
 // The team size (default: the number of cores the process may use); kernels use
 // min(team size, what their problem can split into) threads.
 int team_size();

@@ -157,6 +157,10 @@ void set_take_over_patience(int64_t ns);
 // For tests: how long (ns) a worker waits before it joins a two-thread time loop, so that it
 // joins in mid-sequence (the results do not change); 0 (the default): at once.
 void set_join_delay(int64_t ns);
+// For tests: how long (ns) a worker of a two-thread time loop waits after each part of a step
+// it claims, so that its caller runs more of them (the results do not change); 0 (the
+// default): none.
+void set_claim_delay(int64_t ns);
 
 // Diagnostics: the float32 FMA throughput (FLOP/s) of `threads` threads (<= 0: all) running a
 // register-only multiply-add loop at the step kernels' SIMD level for about `seconds`; the
