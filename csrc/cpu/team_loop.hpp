@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -157,6 +158,24 @@ class LoopParts {
   int64_t syncs_ = 0;    // barrier calls so far
 };
 
+// The parts a thread ran in a step: a run of them (its own share, every part, or those it
+// claimed, all from the front or all from the back), whose units are contiguous, so that its
+// gate pass is one call a row (with a call a part and row, 16 parts at 100x16x256, median/mean
+// ms: LSTM inference 17.8/17.8 against 15.7/16.6, training 51.6/52.3 against 42.1/43.9).
+class PartRun {
+ public:
+  void add(int part) {
+    first_ = std::min(first_, part);
+    end_ = std::max(end_, part + 1);
+  }
+  Range units(const std::vector<Range>& of) const {
+    return first_ < end_ ? Range{of[first_].begin, of[end_ - 1].end} : Range{0, 0};
+  }
+
+ private:
+  int first_ = std::numeric_limits<int>::max(), end_ = 0;
+};
+
 // Forward. Per step and thread: its chunk of the input projection, its columns of
 // hproj = h @ w_hh^T, then for every batch row
 //   valid:   row(s, b, u, xr, hr, h, h_next, y)   xr, hr: [G*H] rows offset to u.begin
@@ -176,22 +195,23 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
     T* h = state;
     T* h_next = other.data();
     for (int64_t s = 0; s < steps; ++s) {
-      for (int part; (part = parts.next()) >= 0;) {
-        const Range u = plan.units[part];
-        const int64_t n = u.size();
+      PartRun run;
+      for (int part; (part = parts.next()) >= 0; run.add(part)) {
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
-        for (int64_t b = 0; b < batch; ++b) {
+      }
+      const Range u = run.units(plan.units);
+      const int64_t n = u.size();
+      for (int64_t b = 0; n > 0 && b < batch; ++b) {
           const T* hb = h + b * H + u.begin;
-          T* hx = h_next + b * H + u.begin;
-          T* yr = row_at(y, order, s, b, batch, H) + u.begin;
-          if (order.valid(s, b)) {
-            row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
-          } else {  // padding: the state carries over, y is 0
-            std::copy(hb, hb + n, hx);
-            std::fill(yr, yr + n, T(0));
-            pad(s, b, u);
-          }
+        T* hx = h_next + b * H + u.begin;
+        T* yr = row_at(y, order, s, b, batch, H) + u.begin;
+        if (order.valid(s, b)) {
+          row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
+        } else {  // padding: the state carries over, y is 0
+          std::copy(hb, hb + n, hx);
+          std::fill(yr, yr + n, T(0));
+          pad(s, b, u);
         }
       }
       if (!parts.sync(barrier, steps - 1 - s)) return;
@@ -231,25 +251,26 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
     T* dh_next = other.data();
     for (int64_t s = steps - 1; s >= 0; --s) {
       T* dg_step = dg_of(s);
-      for (int part; (part = parts.next()) >= 0;) {
+      PartRun run;
+      for (int part; (part = parts.next()) >= 0; run.add(part)) {
         if (s + 1 < steps)  // the step after's recurrent gradient, for these units
           panel_gemm(kernels, plan.backward[part], batch, dg_of(s + 1), G, dh_cur, H, true);
-        const Range u = plan.units[part];
-        const int64_t n = u.size();
-        for (int64_t b = 0; b < batch; ++b) {
-          T* dg = dg_step + b * G + u.begin;
-          T* dhc = dh_cur + b * H + u.begin;
-          T* dhx = dh_next + b * H + u.begin;
-          if (!order.valid(s, b)) {  // padding: the gradient passes through
-            fill_gates(dg, gates, H, n, T(0));
-            std::copy(dhc, dhc + n, dhx);
-            continue;
-          }
-          const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
-          for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-          row(s, b, u, dhc, dg, dhx);
-          if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
+      }
+      const Range u = run.units(plan.units);
+      const int64_t n = u.size();
+      for (int64_t b = 0; n > 0 && b < batch; ++b) {
+        T* dg = dg_step + b * G + u.begin;
+        T* dhc = dh_cur + b * H + u.begin;
+        T* dhx = dh_next + b * H + u.begin;
+        if (!order.valid(s, b)) {  // padding: the gradient passes through
+          fill_gates(dg, gates, H, n, T(0));
+          std::copy(dhc, dhc + n, dhx);
+          continue;
         }
+        const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
+        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+        row(s, b, u, dhc, dg, dhx);
+        if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
       }
       if (!parts.sync(barrier, s)) return;
       std::swap(dh_cur, dh_next);
