@@ -154,7 +154,7 @@ class LoopParts {
   LateJoin* join_;
   PartClaims* claims_;
   bool alone_ = false;   // the caller, running every part until its worker joins
-  int64_t join_at_ = 0;  // the worker: the barrier call after which it has its part
+  int64_t join_at_ = 0;  // the worker: the barrier call after which it has its parts
   int64_t syncs_ = 0;    // barrier calls so far
 };
 
