@@ -338,3 +338,12 @@ def cuda_variant_problem(key, variant, shape, lengths, reverse, optional):
     return make_problem(rng_for(*key, variant, shape, lengths, reverse, optional), kind, T, B,
                         I, H, P=min(P, H - 1), dtype=np.float32, lengths=lengths, reverse=reverse,
                         linear_before_reset=lbr, **flags)
+
+
+def set_persistent(monkeypatch, value):
+    """FUSEDRNN_CUDA_PERSISTENT for one CUDA test: None (unset) takes the default paths, "0"
+    the per-step path only, "1" the persistent kernels wherever they fit."""
+    if value is None:
+        monkeypatch.delenv("FUSEDRNN_CUDA_PERSISTENT", raising=False)
+    else:
+        monkeypatch.setenv("FUSEDRNN_CUDA_PERSISTENT", value)

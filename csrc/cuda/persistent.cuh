@@ -10,7 +10,8 @@
 // Scope: the LSTM without projection and the linear_before_reset GRU, forward and backward
 // (see "backward" below), when the slices fit in shared memory; everything else takes the
 // cuBLAS path.
-// Opt-in for now (FUSEDRNN_CUDA_PERSISTENT=1) until a GPU session has measured it.
+// On by default where an H100 measured it faster (kAuto*MaxBatch); FUSEDRNN_CUDA_PERSISTENT=1
+// forces it wherever it fits, =0 turns it off.
 //
 // The block's work per step is a device function over block-stride loops, so that the host
 // emulation (tests/cuda_emulation) can run it block after block, step after step.
@@ -36,8 +37,40 @@
 
 namespace fusedrnn::cuda {
 
-constexpr int kPersistentThreads = 256;
+constexpr int kPersistentThreads = 512;
 constexpr int64_t kPersistentMaxBatch = 32;  // above this the per-step cuBLAS GEMM wins (to measure)
+constexpr int kMaxDotSplit = 32;
+
+// Threads that share one dot product when a block computes n of them: the largest power of two
+// with n * split <= kPersistentThreads, at most kMaxDotSplit. A function of n alone, not of
+// blockDim, so that the host emulation (one thread a block) sums in the GPU's order.
+__host__ __device__ constexpr int dot_split(int64_t n) {
+  int split = 1;
+  while (split < kMaxDotSplit && 2 * split * n <= kPersistentThreads) split *= 2;
+  return split;
+}
+
+// out[o] = dot(o, c, split) summed over c < split = dot_split(n), for o < n, where dot(o, c,
+// split) sums the terms k = c, c + split, ... of dot product o: neighbouring threads take
+// neighbouring k (no bank conflicts in shared memory, coalesced loads from global), and each
+// sums K / split terms instead of K, which at B = 1 cut the serial chain from H to H / 32.
+// `partial` holds kPersistentThreads floats. Ends with __syncthreads().
+template <typename Dot>
+__device__ void split_dots(int n, Dot dot, float* __restrict__ partial,
+                           float* __restrict__ out) {
+  const int split = dot_split(n);
+  float* sums = split == 1 ? out : partial;
+  for (int i = threadIdx.x; i < n * split; i += blockDim.x)
+    sums[i] = dot(i / split, i % split, split);
+  __syncthreads();
+  if (split == 1) return;
+  for (int o = threadIdx.x; o < n; o += blockDim.x) {
+    float sum = 0.0f;
+    for (int c = 0; c < split; ++c) sum += partial[o * split + c];
+    out[o] = sum;
+  }
+  __syncthreads();
+}
 
 // How a persistent launch splits the units; ok false: it does not fit, take the cuBLAS path.
 struct PersistentPlan {
@@ -47,29 +80,42 @@ struct PersistentPlan {
   size_t smem = 0;    // dynamic shared memory per block, bytes
 };
 
-// Forward shared memory (floats; rows padded to P + 1 so that threads reading different rows
-// at the same k hit different banks): w [G*U][P+1], h [B][P+1], acc [B][G*U].
+// Forward shared memory (floats): w [G*U][P+1], h [B][P+1], acc [B][G*U], then split_dots'
+// partial sums [kPersistentThreads]. (The rows' padding to P + 1 is a leftover of one thread a
+// row; with neighbouring threads on neighbouring k it costs nothing.)
 inline size_t forward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t P) {
-  return sizeof(float) * static_cast<size_t>(gates * U * (P + 1) + B * (P + 1) + B * gates * U);
+  return sizeof(float) * static_cast<size_t>(gates * U * (P + 1) + B * (P + 1) + B * gates * U +
+                                             kPersistentThreads);
 }
 
-// Backward shared memory: the block's columns of w_hh, w [G*H][U] (float).
-inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t H) {
-  return sizeof(float) * static_cast<size_t>(gates * H * U);
+// Backward shared memory (floats): the block's columns of w_hh, w [U][G*H], the sums
+// [B][U] and split_dots' partial sums [kPersistentThreads].
+inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t H) {
+  return sizeof(float) * static_cast<size_t>(gates * H * U + B * U + kPersistentThreads);
 }
 
-inline bool persistent_enabled() {
+// Batches up to which the persistent kernels run by default (FUSEDRNN_CUDA_PERSISTENT unset),
+// forward and backward, from the H100 measurements in csrc/cuda/README.md.
+constexpr int64_t kAutoForwardMaxBatch = 16;
+constexpr int64_t kAutoBackwardMaxBatch = 0;
+
+// FUSEDRNN_CUDA_PERSISTENT=1: wherever it fits (B <= kPersistentMaxBatch); =0: never; unset:
+// up to the auto batch given.
+inline bool persistent_wanted(int64_t B, int64_t auto_max_batch) {
   const char* v = std::getenv("FUSEDRNN_CUDA_PERSISTENT");
-  return v && std::strcmp(v, "1") == 0;
+  if (v && std::strcmp(v, "0") == 0) return false;
+  if (v && std::strcmp(v, "1") == 0) return B <= kPersistentMaxBatch;
+  return B <= auto_max_batch;
 }
 
 // One block per multiprocessor (a cooperative launch needs every block resident at once):
 // U = ceil(H / SMs) units per block. `smem_for(U)`: the bytes a block needs; `fits(blocks,
 // smem)`: the device's per-block limit allows it and all blocks can be resident.
 template <typename SmemFor, typename Fits>
-PersistentPlan plan_persistent(int64_t B, int64_t H, int sms, SmemFor smem_for, Fits fits) {
+PersistentPlan plan_persistent(int64_t B, int64_t H, int64_t auto_max_batch, int sms,
+                               SmemFor smem_for, Fits fits) {
   PersistentPlan plan;
-  if (!persistent_enabled() || B > kPersistentMaxBatch || H == 0 || sms <= 0) return plan;
+  if (!persistent_wanted(B, auto_max_batch) || H == 0 || sms <= 0) return plan;
   plan.units = (H + sms - 1) / sms;
   plan.blocks = static_cast<int>((H + plan.units - 1) / plan.units);
   plan.smem = smem_for(plan.units);
@@ -89,38 +135,38 @@ __device__ void load_weight_slice(const T* __restrict__ w, int64_t gates, int64_
   }
 }
 
-// Block `block`'s columns of w [gates*H, H]: w_s[r * U + jl] = w[r, block*U + jl] (zeros
-// past H), for the backward's dh_prev = dG @ w_hh restricted to the block's units.
+// Block `block`'s columns of w [gates*H, H], transposed: w_s[jl * gates*H + r] = w[r, block*U
+// + jl] (zeros past H), for the backward's dh_prev = dG @ w_hh restricted to the block's units.
 template <typename T>
 __device__ void load_weight_columns(const T* __restrict__ w, int64_t gates, int64_t H,
                                     int64_t U, int block, float* __restrict__ w_s) {
-  const int64_t u0 = int64_t(block) * U;
-  for (int64_t i = threadIdx.x; i < gates * H * U; i += blockDim.x) {
-    const int64_t r = i / U, j = u0 + (i - r * U);
-    w_s[i] = j < H ? to_float(w[r * H + j]) : 0.0f;
+  const int64_t u0 = int64_t(block) * U, G = gates * H;
+  for (int64_t i = threadIdx.x; i < G * U; i += blockDim.x) {
+    const int64_t r = i / U, jl = i - r * U, j = u0 + jl;
+    w_s[jl * G + r] = j < H ? to_float(w[r * H + j]) : 0.0f;
   }
 }
 
-// acc [B][rows] = h_s [B][P] @ w_s[rows][P]^T, after loading h [B, P] into h_s.
+// acc [B][rows] = h_s [B][P] @ w_s[rows][P]^T, after loading h [B, P] into h_s; `partial`
+// as split_dots'.
 template <typename T>
 __device__ void recurrent_products(const T* __restrict__ h, const float* __restrict__ w_s,
                                    int64_t rows, int64_t B, int64_t P, float* __restrict__ h_s,
-                                   float* __restrict__ acc) {
+                                   float* __restrict__ acc, float* __restrict__ partial) {
   const int64_t ld = P + 1;
   for (int64_t i = threadIdx.x; i < B * P; i += blockDim.x) {
     const int64_t b = i / P;
     h_s[b * ld + (i - b * P)] = to_float(h[i]);
   }
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < B * rows; i += blockDim.x) {
-    const int64_t b = i / rows, r = i - b * rows;
+  split_dots(static_cast<int>(B * rows), [&](int o, int c, int split) {
+    const int64_t b = o / rows, r = o - b * rows;
     const float* wr = w_s + r * ld;
     const float* hb = h_s + b * ld;
     float sum = 0.0f;
-    for (int64_t k = 0; k < P; ++k) sum += wr[k] * hb[k];
-    acc[i] = sum;
-  }
-  __syncthreads();
+    for (int64_t k = c; k < P; k += split) sum += wr[k] * hb[k];
+    return sum;
+  }, partial, acc);
 }
 
 // ---------------------------------------------------------------- LSTM
@@ -141,7 +187,7 @@ __device__ void lstm_persistent_step(const PersistentLstm<T>& p, int64_t s, int 
   const T* h_cur = p.h_buf + (s & 1) * B * H;
   T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
   float* acc = smem + 4 * U * (H + 1) + B * (H + 1);
-  recurrent_products(h_cur, smem, 4 * U, B, H, smem + 4 * U * (H + 1), acc);
+  recurrent_products(h_cur, smem, 4 * U, B, H, smem + 4 * U * (H + 1), acc, acc + B * 4 * U);
   for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
     const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
     if (j >= H) continue;
@@ -193,7 +239,7 @@ __device__ void gru_persistent_step(const PersistentGru<T>& p, int64_t s, int bl
   const T* h_cur = p.h_buf + (s & 1) * B * H;
   T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
   float* acc = smem + 3 * U * (H + 1) + B * (H + 1);
-  recurrent_products(h_cur, smem, 3 * U, B, H, smem + 3 * U * (H + 1), acc);
+  recurrent_products(h_cur, smem, 3 * U, B, H, smem + 3 * U * (H + 1), acc, acc + B * 3 * U);
   for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
     const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
     if (j >= H) continue;
@@ -271,20 +317,29 @@ __device__ void lstm_backward_phase_a(const PersistentLstmBackward<T>& p, int64_
   }
 }
 
-// dh_next[b, j] += sum_r dG[row(b)][r] * w[r][j] over valid rows, for the block's units.
+// dh_next[b, j] += sum_r dG[row(b)][r] * w[r][j] over valid rows, for the block's units; smem
+// as backward_smem_bytes: w_s [U][G], then the sums [B][U] and split_dots' partial sums. The
+// step's dG rows are read from global memory (L2), neighbouring threads on neighbouring r.
 template <typename T>
 __device__ void recurrent_gradient(const StepOrder& order, int64_t s, int64_t B, int64_t H,
                                    int64_t U, int64_t gates, const T* __restrict__ dg_all,
-                                   const float* __restrict__ w_s, T* __restrict__ dh_next,
+                                   float* __restrict__ smem, T* __restrict__ dh_next,
                                    int block) {
   const int64_t G = gates * H, u0 = int64_t(block) * U;
-  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
-    const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
-    if (j >= H || !order.valid(s, b)) continue;
-    const T* dg = dg_all + (order.time(s, b) * B + b) * G;
+  const float* w_s = smem;
+  float* sums = smem + G * U;
+  split_dots(static_cast<int>(B * U), [&](int o, int c, int split) {
+    const int64_t b = o / U, jl = o - b * U;
+    const T* dg = dg_all + (order.time(s, b) * B + b) * G;  // padding rows: zeros, unused
+    const float* w = w_s + jl * G;
     float sum = 0.0f;
-    for (int64_t r = 0; r < G; ++r) sum += to_float(dg[r]) * w_s[r * U + jl];
-    dh_next[b * H + j] = from_float<T>(to_float(dh_next[b * H + j]) + sum);
+    for (int64_t r = c; r < G; r += split) sum += to_float(dg[r]) * w[r];
+    return sum;
+  }, sums + B * U, sums);
+  for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
+    const int64_t b = i / U, j = u0 + (i - b * U);
+    if (j >= H || !order.valid(s, b)) continue;
+    dh_next[b * H + j] = from_float<T>(to_float(dh_next[b * H + j]) + sums[i]);
   }
 }
 
@@ -398,13 +453,13 @@ bool persistent_fits(Kernel kernel, int blocks, size_t smem) {
 
 // Plans `kernel` and, when it fits, launches it cooperatively with (p with U set, gates).
 template <typename Params, typename Kernel, typename SmemFor>
-bool launch_persistent(Kernel kernel, const Params& p, int gates, SmemFor smem_for,
-                       cudaStream_t stream) {
+bool launch_persistent(Kernel kernel, const Params& p, int gates, int64_t auto_max_batch,
+                       SmemFor smem_for, cudaStream_t stream) {
   int device = 0, sms = 0;
   FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
   FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const PersistentPlan plan = plan_persistent(
-      p.B, p.H, sms, smem_for,
+      p.B, p.H, auto_max_batch, sms, smem_for,
       [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
   if (!plan.ok) return false;
   Params q = p;
@@ -421,8 +476,8 @@ bool launch_persistent(Kernel kernel, const Params& p, int gates, SmemFor smem_f
 constexpr int kEmulatedMultiprocessors = 3;  // a few blocks: units split, last block partial
 
 template <typename SmemFor>
-PersistentPlan emulated_plan(int64_t B, int64_t H, SmemFor smem_for) {
-  return plan_persistent(B, H, kEmulatedMultiprocessors, smem_for,
+PersistentPlan emulated_plan(int64_t B, int64_t H, int64_t auto_max_batch, SmemFor smem_for) {
+  return plan_persistent(B, H, auto_max_batch, kEmulatedMultiprocessors, smem_for,
                          [](int, size_t) { return true; });
 }
 #endif
@@ -434,7 +489,7 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
   const auto smem_for = [&](int64_t U) { return forward_smem_bytes(gates, U, p.B, p.H); };
 #if defined(FUSEDRNN_CUDA_EMULATION)
   (void)stream;
-  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  const PersistentPlan plan = emulated_plan(p.B, p.H, kAutoForwardMaxBatch, smem_for);
   if (!plan.ok) return false;
   Params q = p;
   q.U = plan.units;
@@ -447,7 +502,8 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
   count_persistent_launch();
   return true;
 #else
-  return launch_persistent(persistent_forward<Params, Step>, p, gates, smem_for, stream);
+  return launch_persistent(persistent_forward<Params, Step>, p, gates, kAutoForwardMaxBatch,
+                           smem_for, stream);
 #endif
 }
 
@@ -470,10 +526,10 @@ bool run_persistent_forward(const Params& p, int gates, bool saving, T* hn,
 // The backward time loop of PhaseA / PhaseB as one persistent launch; false as above.
 template <typename Params, PersistentPhase<Params> PhaseA, PersistentPhase<Params> PhaseB>
 bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
-  const auto smem_for = [&](int64_t U) { return backward_smem_bytes(gates, U, p.H); };
+  const auto smem_for = [&](int64_t U) { return backward_smem_bytes(gates, U, p.B, p.H); };
 #if defined(FUSEDRNN_CUDA_EMULATION)
   (void)stream;
-  const PersistentPlan plan = emulated_plan(p.B, p.H, smem_for);
+  const PersistentPlan plan = emulated_plan(p.B, p.H, kAutoBackwardMaxBatch, smem_for);
   if (!plan.ok) return false;
   Params q = p;
   q.U = plan.units;
@@ -488,8 +544,8 @@ bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
   count_persistent_launch();
   return true;
 #else
-  return launch_persistent(persistent_backward<Params, PhaseA, PhaseB>, p, gates, smem_for,
-                           stream);
+  return launch_persistent(persistent_backward<Params, PhaseA, PhaseB>, p, gates,
+                           kAutoBackwardMaxBatch, smem_for, stream);
 #endif
 }
 

@@ -247,39 +247,46 @@ def _dlpack_on_cuda(a):
         return False
 
 
-def _as_device(a):
-    """(library, array) for a GPU array, the array wrapped by CuPy when no supported library
-    owns it; (None, a) for anything else (NumPy arrays, lists, CPU tensors, None)."""
+_Foreign = object()  # a GPU array of another library, taken through CuPy
+
+
+def _library_of(a):
+    """_CuPy, _Torch or _Foreign for a GPU array (by its type and interfaces alone: nothing is
+    converted), None for anything else (NumPy arrays, lists, CPU tensors, None)."""
     # Exact types: an ndarray subclass may pose as a device array (the tests' host emulation).
     if a is None or type(a) in (np.ndarray, list, tuple, int, float):
-        return None, a
+        return None
     top = type(a).__module__.split(".")[0]
     if top == "cupy":
-        return _CuPy, a
+        return _CuPy
     if top == "torch":
-        return (_Torch, a) if getattr(a, "is_cuda", False) else (None, a)
+        return _Torch if getattr(a, "is_cuda", False) else None
     try:
         has_cai = hasattr(a, "__cuda_array_interface__")
     except Exception:
         has_cai = False
-    if not (has_cai or _dlpack_on_cuda(a)):
-        return None, a
+    return _Foreign if has_cai or _dlpack_on_cuda(a) else None
+
+
+def _as_device(a):
+    """(library, array) for a GPU array, the array wrapped by CuPy when no supported library
+    owns it; (None, a) for anything else."""
+    library = _library_of(a)
+    if library is not _Foreign:
+        return library, a
     try:
         import cupy
     except ImportError:
         raise TypeError(f"{type(a).__name__} is a CUDA array; fusedrnn takes it through CuPy, "
                         f"which is not installed (or pass a torch.Tensor)") from None
+    has_cai = hasattr(a, "__cuda_array_interface__")
     return _CuPy, (cupy.asarray(a) if has_cai else cupy.from_dlpack(a))
 
 
 def is_device_array(a):
-    """True for an array in GPU memory that the CUDA backend can take."""
-    if a is None or type(a) is np.ndarray:
-        return False
-    try:
-        return _as_device(a)[0] is not None
-    except TypeError:  # a CUDA array that needs CuPy: still a device array
-        return True
+    """True for an array in GPU memory that the CUDA backend can take (CuPy's, PyTorch's, or
+    any with __cuda_array_interface__ or a CUDA DLPack device). Converts nothing."""
+    return _library_of(a) is not None
 
 
 def any_on_device(*arrays):
