@@ -19,6 +19,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -458,6 +459,10 @@ bool launch_persistent(Kernel kernel, const Params& p, int gates, int64_t auto_m
   int device = 0, sms = 0;
   FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
   FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  // FUSEDRNN_CUDA_PERSISTENT_BLOCKS=n caps the blocks (a measurement knob: fewer blocks, a
+  // cheaper grid barrier, more units each).
+  if (const char* v = std::getenv("FUSEDRNN_CUDA_PERSISTENT_BLOCKS"); v && std::atoi(v) > 0)
+    sms = std::min(sms, std::atoi(v));
   const PersistentPlan plan = plan_persistent(
       p.B, p.H, auto_max_batch, sms, smem_for,
       [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
