@@ -2,13 +2,9 @@
 (cuBLAS GEMM + fused pointwise kernel a step, FUSEDRNN_CUDA_PERSISTENT=0) and the persistent
 kernels (one cooperative launch a loop, =1), phase by phase: forward inference, forward with
 training=True, and backward alone (on the saved block of one training forward). Sets the
-default batch limits in csrc/cuda/persistent.cuh (kAuto*MaxBatch).
+defaults in csrc/cuda/persistent.cuh (persistent_by_default).
 
     python bench/cuda_paths.py [--shapes 100x1x256 ...] [--repeat 7]
-    python bench/cuda_paths.py --blocks 8 16 32 64 0    # persistent kernels on at most n blocks
-
-With --blocks, the persistent kernels run on at most n blocks (FUSEDRNN_CUDA_PERSISTENT_BLOCKS;
-0: one a multiprocessor), each n a column beside the per-step path; "-": it did not fit.
 
 Each cell is the minimum over --repeat rounds of one CUDA-event-timed call; the two paths
 alternate call by call in one process (the variable is read at each call). Ratio = per-step
@@ -30,42 +26,11 @@ from peers import make_problem  # noqa: E402
 SHAPES = ["100x1x256", "1000x1x128", "100x8x512", "100x16x256", "100x32x256", "50x32x1024"]
 
 
-def with_path(value, f, blocks=0):
+def with_path(value, f):
     def run():
         os.environ["FUSEDRNN_CUDA_PERSISTENT"] = value
-        os.environ["FUSEDRNN_CUDA_PERSISTENT_BLOCKS"] = str(blocks)
         return f()
     return run
-
-
-def persistent_launches():
-    return fusedrnn.cuda._load()[0].persistent_launch_count()
-
-
-def sweep_blocks(torch, args):
-    """Per-step path and persistent kernels on at most n blocks, for each n of --blocks."""
-    names = ["per-step"] + [f"{n or 'all'} blk" for n in args.blocks]
-    print(f"{'cell':<5} {'T x B x H':<11} {'phase':<10} " + " ".join(f"{n:>9}" for n in names)
-          + "   (ms)")
-    for cell in args.cells:
-        for text in args.shapes:
-            T, B, H = map(int, text.split("x"))
-            p = to_torch(torch, make_problem(cell, T, B, H, dtype=np.float32), torch.float32)
-            for phase, f in phases(torch, cell, p).items():
-                if phase == "training fwd":
-                    continue
-                runners = {"per-step": with_path("0", f)}
-                ran = {}
-                for n, name in zip(args.blocks, names[1:]):
-                    before = persistent_launches()
-                    with_path("1", f, n)()
-                    torch.cuda.synchronize()
-                    ran[name] = persistent_launches() > before
-                    runners[name] = with_path("1", f, n)
-                best = time_interleaved(torch, runners, args.repeat)
-                cells = [f"{best[n] * 1e3:>9.3f}" if ran.get(n, True) else f"{'-':>9}"
-                         for n in names]
-                print(f"{cell:<5} {text:<11} {phase:<10} " + " ".join(cells), flush=True)
 
 
 def phases(torch, cell, p):
@@ -85,12 +50,8 @@ def main():
     parser.add_argument("--shapes", nargs="+", default=SHAPES)
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"])
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--blocks", nargs="+", type=int)
     args = parser.parse_args()
     torch = _torch()
-    if args.blocks:
-        sweep_blocks(torch, args)
-        return
     print(f"fusedrnn {fusedrnn.__version__} CUDA on {torch.cuda.get_device_name()}, float32, "
           f"I = H, min of {args.repeat} alternating calls; ratio = per-step / persistent")
     print(f"{'cell':<5} {'T x B x H':<11} {'phase':<13} {'per-step ms':>11} "
@@ -106,7 +67,6 @@ def main():
                 print(f"{cell:<5} {text:<11} {phase:<13} {a:>11.3f} {b:>13.3f} {a / b:>6.2f}",
                       flush=True)
     os.environ.pop("FUSEDRNN_CUDA_PERSISTENT", None)
-    os.environ.pop("FUSEDRNN_CUDA_PERSISTENT_BLOCKS", None)
 
 
 if __name__ == "__main__":

@@ -211,13 +211,13 @@ def test_persistent_forward(emulated, monkeypatch, variant, shape, lengths, reve
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_persistent_by_default_forward_only(emulated, monkeypatch, kind):
-    """Unset, FUSEDRNN_CUDA_PERSISTENT leaves the forward of small batches to the persistent
-    kernel and the backward to the per-step path (kAuto*MaxBatch in persistent.cuh); =0
-    turns it off; above B = 32 it never runs."""
-    def launches(B, env):
+def test_persistent_kernels_run_where_they_were_measured_faster(emulated, monkeypatch, kind):
+    """Unset, FUSEDRNN_CUDA_PERSISTENT runs the persistent forward at B <= 32, H <= 256 and at
+    B = 1, H <= 512, the persistent backward at B = 1, H <= 128 (persistent_by_default);
+    =1 runs both wherever they fit, up to B = 32; =0 neither."""
+    def launches(B, H, env):
         set_persistent(monkeypatch, env)
-        p = make_problem(rng_for("emu-persist-auto", kind, B), kind, 3, B, 4, 5,
+        p = make_problem(rng_for("emu-persist-auto", kind, B, H), kind, 2, B, 3, H,
                          dtype=np.float32)
         before = emulated.persistent_launch_count()
         _, saved = kernel_forward(on_device(p), training=True)
@@ -225,13 +225,18 @@ def test_persistent_by_default_forward_only(emulated, monkeypatch, kind):
         kernel_backward(on_device(p), saved)
         return forward, emulated.persistent_launch_count() - before - forward
 
-    assert launches(2, None) == (1, 0)
-    assert launches(16, None) == (1, 0)
-    assert launches(17, None) == (0, 0)
-    assert launches(2, "0") == (0, 0)
-    assert launches(2, "1") == (1, 1)
-    assert launches(32, "1") == (1, 1)
-    assert launches(33, "1") == (0, 0)
+    assert launches(1, 128, None) == (1, 1)
+    assert launches(1, 129, None) == (1, 0)
+    assert launches(1, 512, None) == (1, 0)
+    assert launches(1, 513, None) == (0, 0)
+    assert launches(2, 5, None) == (1, 0)
+    assert launches(32, 256, None) == (1, 0)
+    assert launches(32, 257, None) == (0, 0)
+    assert launches(33, 5, None) == (0, 0)
+    assert launches(1, 5, "0") == (0, 0)
+    assert launches(2, 300, "1") == (1, 1)
+    assert launches(32, 5, "1") == (1, 1)
+    assert launches(33, 5, "1") == (0, 0)
 
 
 HALF = {  # tests/test_cuda.py's HALF_TOLERANCES, with their reasons

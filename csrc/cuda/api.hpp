@@ -54,7 +54,8 @@ void gru_backward(DType dt, const GruProblem<void>& p, const GruSaved<void>& sav
                   const void* dy, const void* dhn, const GruGrads<void>& g, const Context& ctx);
 
 // How many persistent launches (persistent.cuh) this process has made: lets tests check
-// which path ran. FUSEDRNN_CUDA_PERSISTENT=1 enables that path (off by default until measured).
+// which path ran. FUSEDRNN_CUDA_PERSISTENT=1 forces that path wherever it fits, =0 turns it off;
+// unset, it runs where an H100 measured it faster (persistent_by_default in persistent.cuh).
 uint64_t persistent_launch_count();
 void count_persistent_launch();
 

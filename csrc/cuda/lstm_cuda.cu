@@ -4,7 +4,7 @@
 // Backward: per step the pointwise kernel and the GEMM dh += dG @ w_hh; then the weight and
 // input gradients as single GEMMs over all T*B rows, and the bias gradients as column sums.
 // Small batches (without a projection; linear_before_reset for the GRU) may run each time loop
-// as one persistent launch instead: persistent.cuh, opt-in with FUSEDRNN_CUDA_PERSISTENT=1.
+// as one persistent launch instead (persistent.cuh: where an H100 measured it faster).
 #include <cuda_runtime.h>
 
 #include "api.hpp"

@@ -10,8 +10,8 @@
 // Scope: the LSTM without projection and the linear_before_reset GRU, forward and backward
 // (see "backward" below), when the slices fit in shared memory; everything else takes the
 // cuBLAS path.
-// On by default where an H100 measured it faster (kAuto*MaxBatch); FUSEDRNN_CUDA_PERSISTENT=1
-// forces it wherever it fits, =0 turns it off.
+// On by default where an H100 measured it faster (persistent_by_default);
+// FUSEDRNN_CUDA_PERSISTENT=1 forces it wherever it fits, =0 turns it off.
 //
 // The block's work per step is a device function over block-stride loops, so that the host
 // emulation (tests/cuda_emulation) can run it block after block, step after step.
@@ -19,7 +19,6 @@
 
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -39,7 +38,7 @@
 namespace fusedrnn::cuda {
 
 constexpr int kPersistentThreads = 512;
-constexpr int64_t kPersistentMaxBatch = 32;  // above this the per-step cuBLAS GEMM wins (to measure)
+constexpr int64_t kPersistentMaxBatch = 32;  // the most FUSEDRNN_CUDA_PERSISTENT=1 takes
 constexpr int kMaxDotSplit = 32;
 
 // Threads that share one dot product when a block computes n of them: the largest power of two
@@ -95,28 +94,35 @@ inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t H
   return sizeof(float) * static_cast<size_t>(gates * H * U + B * U + kPersistentThreads);
 }
 
-// Batches up to which the persistent kernels run by default (FUSEDRNN_CUDA_PERSISTENT unset),
-// forward and backward, from the H100 measurements in csrc/cuda/README.md.
-constexpr int64_t kAutoForwardMaxBatch = 16;
-constexpr int64_t kAutoBackwardMaxBatch = 0;
+enum class LoopDirection { kForward, kBackward };
+
+// Where the persistent kernels beat the per-step path on an H100 (bench/cuda_paths.py; the
+// figures are in csrc/cuda/README.md), which is where they run by default. Forward: 1.2-3.0x
+// at B <= 32, H <= 256 and 2.0-2.2x at B = 1, H = 512; 0.88-0.95x at B = 8, H = 512; even at
+// B = 32, H = 1024. Backward (two grid barriers a step): 1.2-1.4x at B = 1, H = 128 only;
+// 0.5-0.9x at B = 1, H >= 256 and 0.2-0.9x at larger batches.
+inline bool persistent_by_default(LoopDirection direction, int64_t B, int64_t H) {
+  if (direction == LoopDirection::kBackward) return B == 1 && H <= 128;
+  return (B <= 32 && H <= 256) || (B == 1 && H <= 512);
+}
 
 // FUSEDRNN_CUDA_PERSISTENT=1: wherever it fits (B <= kPersistentMaxBatch); =0: never; unset:
-// up to the auto batch given.
-inline bool persistent_wanted(int64_t B, int64_t auto_max_batch) {
+// persistent_by_default.
+inline bool persistent_wanted(LoopDirection direction, int64_t B, int64_t H) {
   const char* v = std::getenv("FUSEDRNN_CUDA_PERSISTENT");
   if (v && std::strcmp(v, "0") == 0) return false;
   if (v && std::strcmp(v, "1") == 0) return B <= kPersistentMaxBatch;
-  return B <= auto_max_batch;
+  return persistent_by_default(direction, B, H);
 }
 
 // One block per multiprocessor (a cooperative launch needs every block resident at once):
 // U = ceil(H / SMs) units per block. `smem_for(U)`: the bytes a block needs; `fits(blocks,
 // smem)`: the device's per-block limit allows it and all blocks can be resident.
 template <typename SmemFor, typename Fits>
-PersistentPlan plan_persistent(int64_t B, int64_t H, int64_t auto_max_batch, int sms,
+PersistentPlan plan_persistent(LoopDirection direction, int64_t B, int64_t H, int sms,
                                SmemFor smem_for, Fits fits) {
   PersistentPlan plan;
-  if (!persistent_wanted(B, auto_max_batch) || H == 0 || sms <= 0) return plan;
+  if (!persistent_wanted(direction, B, H) || H == 0 || sms <= 0) return plan;
   plan.units = (H + sms - 1) / sms;
   plan.blocks = static_cast<int>((H + plan.units - 1) / plan.units);
   plan.smem = smem_for(plan.units);
@@ -454,17 +460,13 @@ bool persistent_fits(Kernel kernel, int blocks, size_t smem) {
 
 // Plans `kernel` and, when it fits, launches it cooperatively with (p with U set, gates).
 template <typename Params, typename Kernel, typename SmemFor>
-bool launch_persistent(Kernel kernel, const Params& p, int gates, int64_t auto_max_batch,
+bool launch_persistent(Kernel kernel, const Params& p, int gates, LoopDirection direction,
                        SmemFor smem_for, cudaStream_t stream) {
   int device = 0, sms = 0;
   FUSEDRNN_CUDA_CHECK(cudaGetDevice(&device));
   FUSEDRNN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  // FUSEDRNN_CUDA_PERSISTENT_BLOCKS=n caps the blocks (a measurement knob: fewer blocks, a
-  // cheaper grid barrier, more units each).
-  if (const char* v = std::getenv("FUSEDRNN_CUDA_PERSISTENT_BLOCKS"); v && std::atoi(v) > 0)
-    sms = std::min(sms, std::atoi(v));
   const PersistentPlan plan = plan_persistent(
-      p.B, p.H, auto_max_batch, sms, smem_for,
+      direction, p.B, p.H, sms, smem_for,
       [&](int blocks, size_t smem) { return persistent_fits(kernel, blocks, smem); });
   if (!plan.ok) return false;
   Params q = p;
@@ -481,8 +483,8 @@ bool launch_persistent(Kernel kernel, const Params& p, int gates, int64_t auto_m
 constexpr int kEmulatedMultiprocessors = 3;  // a few blocks: units split, last block partial
 
 template <typename SmemFor>
-PersistentPlan emulated_plan(int64_t B, int64_t H, int64_t auto_max_batch, SmemFor smem_for) {
-  return plan_persistent(B, H, auto_max_batch, kEmulatedMultiprocessors, smem_for,
+PersistentPlan emulated_plan(LoopDirection direction, int64_t B, int64_t H, SmemFor smem_for) {
+  return plan_persistent(direction, B, H, kEmulatedMultiprocessors, smem_for,
                          [](int, size_t) { return true; });
 }
 #endif
@@ -494,7 +496,7 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
   const auto smem_for = [&](int64_t U) { return forward_smem_bytes(gates, U, p.B, p.H); };
 #if defined(FUSEDRNN_CUDA_EMULATION)
   (void)stream;
-  const PersistentPlan plan = emulated_plan(p.B, p.H, kAutoForwardMaxBatch, smem_for);
+  const PersistentPlan plan = emulated_plan(LoopDirection::kForward, p.B, p.H, smem_for);
   if (!plan.ok) return false;
   Params q = p;
   q.U = plan.units;
@@ -507,7 +509,7 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
   count_persistent_launch();
   return true;
 #else
-  return launch_persistent(persistent_forward<Params, Step>, p, gates, kAutoForwardMaxBatch,
+  return launch_persistent(persistent_forward<Params, Step>, p, gates, LoopDirection::kForward,
                            smem_for, stream);
 #endif
 }
@@ -534,7 +536,7 @@ bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
   const auto smem_for = [&](int64_t U) { return backward_smem_bytes(gates, U, p.B, p.H); };
 #if defined(FUSEDRNN_CUDA_EMULATION)
   (void)stream;
-  const PersistentPlan plan = emulated_plan(p.B, p.H, kAutoBackwardMaxBatch, smem_for);
+  const PersistentPlan plan = emulated_plan(LoopDirection::kBackward, p.B, p.H, smem_for);
   if (!plan.ok) return false;
   Params q = p;
   q.U = plan.units;
@@ -550,7 +552,7 @@ bool run_persistent_backward(const Params& p, int gates, cudaStream_t stream) {
   return true;
 #else
   return launch_persistent(persistent_backward<Params, PhaseA, PhaseB>, p, gates,
-                           kAutoBackwardMaxBatch, smem_for, stream);
+                           LoopDirection::kBackward, smem_for, stream);
 #endif
 }
 
