@@ -39,14 +39,15 @@ struct Dims {
 
 // Forward scratch: xproj [T, B, 3H], hproj [B, 3H] (W_hr h, W_hz h, then W_hn h or
 // W_hn (r * h)); the original GRU also rh [B, H] = r * h; linear_before_reset h_buf [2, B, H]
-// (the persistent kernel's double-buffered state).
+// (the persistent kernel's double-buffered tagged state).
 template <typename T>
 struct ForwardBuffers {
-  T *xproj, *hproj, *rh = nullptr, *h_buf = nullptr;
+  T *xproj, *hproj, *rh = nullptr;
+  TaggedWord* h_buf = nullptr;
   ForwardBuffers(Workspace& ws, const Dims& d)
       : xproj(ws.take<T>(d.rows * d.G)), hproj(ws.take<T>(d.B * d.G)) {
     if (!d.lbr) rh = ws.take<T>(d.B * d.H);
-    else h_buf = ws.take<T>(2 * d.B * d.H);
+    else h_buf = ws.take<TaggedWord>(2 * d.B * d.H);
   }
 };
 

@@ -39,14 +39,15 @@ struct Dims {
 
 // Forward scratch: xproj [T, B, 4H], hproj [B, 4H]; with a projection h_tilde [B, H] and
 // hp [B, P] (the projected state before it is committed), without one h_buf [2, B, H] (the
-// persistent kernel's double-buffered state).
+// persistent kernel's double-buffered tagged state).
 template <typename T>
 struct ForwardBuffers {
-  T *xproj, *hproj, *h_tilde = nullptr, *hp = nullptr, *h_buf = nullptr;
+  T *xproj, *hproj, *h_tilde = nullptr, *hp = nullptr;
+  TaggedWord* h_buf = nullptr;
   ForwardBuffers(Workspace& ws, const Dims& d)
       : xproj(ws.take<T>(d.rows * d.G)), hproj(ws.take<T>(d.B * d.G)) {
     if (d.proj) h_tilde = ws.take<T>(d.B * d.H), hp = ws.take<T>(d.B * d.P);
-    else h_buf = ws.take<T>(2 * d.B * d.H);
+    else h_buf = ws.take<TaggedWord>(2 * d.B * d.H);
   }
 };
 

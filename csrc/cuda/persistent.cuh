@@ -30,6 +30,7 @@
 #include "half_types.cuh"
 #include "reductions.cuh"
 #include "step_order.cuh"
+#include "tagged_state.cuh"
 
 #if !defined(FUSEDRNN_CUDA_EMULATION)
 #include <cooperative_groups.h>
@@ -96,13 +97,15 @@ inline size_t backward_smem_bytes(int64_t gates, int64_t U, int64_t B, int64_t H
 
 enum class LoopDirection { kForward, kBackward };
 
-// Where the persistent kernels beat the per-step path on an H100 (bench/cuda_paths.py; the
-// figures are in csrc/cuda/README.md), which is where they run by default. Forward: 1.2-3.0x
-// at B <= 32, H <= 256 and 2.0-2.2x at B = 1, H = 512; 0.88-0.95x at B = 8, H = 512; even at
-// B = 32, H = 1024. Backward (two grid barriers a step): 1.2-1.4x at B = 1, H = 128 only;
-// 0.5-0.9x at B = 1, H >= 256 and 0.2-0.9x at larger batches.
+// Where the persistent kernels beat the per-step path on an H100 (bench/cuda_paths.py and
+// bench/compare.py; the figures are in csrc/cuda/README.md), which is where they run by
+// default. Forward: 1.2-3.0x at B <= 32, H <= 256 and 2.0-2.2x at B = 1, H = 512; 0.81-0.96x
+// at B = 8, H = 512; even at B = 32, H = 1024. Backward (two grid barriers a step): timed
+// alone, 1.2-1.4x at B = 1, H = 128 only, and 0.2-0.9x elsewhere; after a forward (training)
+// it lost there too (LSTM 1000x1x128 12.2 ms against 10.6, GRU 10.2 against 9.6), since the
+// host enqueues the per-step backward while the persistent forward runs. So: forward only.
 inline bool persistent_by_default(LoopDirection direction, int64_t B, int64_t H) {
-  if (direction == LoopDirection::kBackward) return B == 1 && H <= 128;
+  if (direction == LoopDirection::kBackward) return false;
   return (B <= 32 && H <= 256) || (B == 1 && H <= 512);
 }
 
@@ -154,16 +157,17 @@ __device__ void load_weight_columns(const T* __restrict__ w, int64_t gates, int6
   }
 }
 
-// acc [B][rows] = h_s [B][P] @ w_s[rows][P]^T, after loading h [B, P] into h_s; `partial`
-// as split_dots'.
-template <typename T>
-__device__ void recurrent_products(const T* __restrict__ h, const float* __restrict__ w_s,
-                                   int64_t rows, int64_t B, int64_t P, float* __restrict__ h_s,
-                                   float* __restrict__ acc, float* __restrict__ partial) {
+// acc [B][rows] = h_s [B][P] @ w_s[rows][P]^T, after loading the state h [B, P] tagged `tag`
+// into h_s (tagged_state.cuh); `partial` as split_dots'.
+__device__ inline void recurrent_products(const TaggedWord* __restrict__ h, uint32_t tag,
+                                          const float* __restrict__ w_s, int64_t rows,
+                                          int64_t B, int64_t P, float* __restrict__ h_s,
+                                          float* __restrict__ acc,
+                                          float* __restrict__ partial) {
   const int64_t ld = P + 1;
   for (int64_t i = threadIdx.x; i < B * P; i += blockDim.x) {
     const int64_t b = i / P;
-    h_s[b * ld + (i - b * P)] = to_float(h[i]);
+    h_s[b * ld + (i - b * P)] = wait_tagged(h + i, tag);
   }
   __syncthreads();
   split_dots(static_cast<int>(B * rows), [&](int o, int c, int split) {
@@ -176,6 +180,18 @@ __device__ void recurrent_products(const T* __restrict__ h, const float* __restr
   }, partial, acc);
 }
 
+// A step's per-(b, j) inputs besides the recurrent products (load(row, b, j) -> Inputs), for
+// the thread's first item of the step's unit loop (i = threadIdx.x), loaded before the state
+// arrives so that their latency hides behind that wait; the loop loads its other items' itself.
+template <typename Inputs, typename Load>
+__device__ Inputs first_inputs(const StepOrder& order, int64_t s, int64_t B, int64_t H,
+                               int64_t U, int block, Load load) {
+  Inputs v{};
+  const int64_t i = threadIdx.x, b = i / U, j = int64_t(block) * U + (i - b * U);
+  if (i < B * U && j < H && order.valid(s, b)) v = load(order.time(s, b) * B + b, b, j);
+  return v;
+}
+
 // ---------------------------------------------------------------- LSTM
 
 template <typename T>
@@ -183,24 +199,44 @@ struct PersistentLstm {
   StepOrder order;
   int64_t B, H, U;
   const T *xproj, *w_hh, *b_ih, *b_hh;  // xproj [T, B, 4H]; w_hh [4H, H]
-  T *h_buf, *c, *y;                     // h_buf [2, B, H]; c [B, H] in place; y [T, B, H]
+  TaggedWord* h_buf;                    // [2, B, H], tagged_state.cuh
+  T *c, *y;                             // c [B, H] in place; y [T, B, H]
   T *gates, *c_prev, *h_prev;           // saved (training) or null
+};
+
+// Gate k's input side (x projection plus both biases) and the cell state of (row, b, j).
+struct LstmInputs {
+  float in[4], c;
 };
 
 template <typename T, bool kSave>
 __device__ void lstm_persistent_step(const PersistentLstm<T>& p, int64_t s, int block,
                                      float* smem) {
-  const int64_t B = p.B, H = p.H, U = p.U, G = 4 * H, u0 = int64_t(block) * U;
-  const T* h_cur = p.h_buf + (s & 1) * B * H;
-  T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
-  float* acc = smem + 4 * U * (H + 1) + B * (H + 1);
-  recurrent_products(h_cur, smem, 4 * U, B, H, smem + 4 * U * (H + 1), acc, acc + B * 4 * U);
+  const int64_t B = p.B, H = p.H, U = p.U, G = 4 * H, u0 = int64_t(block) * U, ld = H + 1;
+  const uint32_t tag = static_cast<uint32_t>(s + 1);  // of the state before step s
+  TaggedWord* h_next = p.h_buf + ((s + 1) & 1) * B * H;
+  float* h_s = smem + 4 * U * ld;
+  float* acc = h_s + B * ld;
+  const auto load = [&](int64_t row, int64_t b, int64_t j) {
+    LstmInputs v;
+    for (int k = 0; k < 4; ++k) {
+      const int64_t u = k * H + j;
+      v.in[k] = to_float(p.xproj[row * G + u]) + load_or_zero(p.b_ih, u) +
+                load_or_zero(p.b_hh, u);
+    }
+    v.c = to_float(p.c[b * H + j]);
+    return v;
+  };
+  const LstmInputs first = first_inputs<LstmInputs>(p.order, s, B, H, U, block, load);
+  recurrent_products(p.h_buf + (s & 1) * B * H, tag, smem, 4 * U, B, H, h_s, acc,
+                     acc + B * 4 * U);
   for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
     const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
     if (j >= H) continue;
     const int64_t row = p.order.time(s, b) * B + b;
+    const float h_old = h_s[b * ld + j];
     if (!p.order.valid(s, b)) {  // padding: the state carries over, y and saved rows are 0
-      h_next[b * H + j] = h_cur[b * H + j];
+      store_tagged(h_next + b * H + j, h_old, tag + 1);
       p.y[row * H + j] = from_float<T>(0.0f);
       if (kSave) {
         for (int k = 0; k < 4; ++k) p.gates[row * G + k * H + j] = from_float<T>(0.0f);
@@ -208,23 +244,20 @@ __device__ void lstm_persistent_step(const PersistentLstm<T>& p, int64_t s, int 
       }
       continue;
     }
+    const LstmInputs v = i == threadIdx.x ? first : load(row, b, j);
     float a[4];
-    for (int k = 0; k < 4; ++k) {
-      const int64_t u = k * H + j;
-      a[k] = to_float(p.xproj[row * G + u]) + acc[b * 4 * U + k * U + jl] +
-             load_or_zero(p.b_ih, u) + load_or_zero(p.b_hh, u);
-    }
-    T* c = p.c + b * H + j;
-    const auto r = math::lstm_forward_point<math::StdActivations>(a[0], a[1], a[2], a[3],
-                                                                  to_float(*c));
+    for (int k = 0; k < 4; ++k) a[k] = v.in[k] + acc[b * 4 * U + k * U + jl];
+    const auto r = math::lstm_forward_point<math::StdActivations>(a[0], a[1], a[2], a[3], v.c);
     if (kSave) {
       const float g[4] = {r.i, r.f, r.g, r.o};
       for (int k = 0; k < 4; ++k) p.gates[row * G + k * H + j] = from_float<T>(g[k]);
-      p.c_prev[row * H + j] = *c;
-      p.h_prev[row * H + j] = h_cur[b * H + j];
+      p.c_prev[row * H + j] = from_float<T>(v.c);
+      p.h_prev[row * H + j] = from_float<T>(h_old);
     }
-    *c = from_float<T>(r.c);
-    h_next[b * H + j] = p.y[row * H + j] = from_float<T>(r.h);
+    p.c[b * H + j] = from_float<T>(r.c);
+    const T h = from_float<T>(r.h);
+    p.y[row * H + j] = h;
+    store_tagged(h_next + b * H + j, to_float(h), tag + 1);
   }
 }
 
@@ -235,24 +268,42 @@ struct PersistentGru {
   StepOrder order;
   int64_t B, H, U;
   const T *xproj, *w_hh, *b_ih, *b_hh;  // xproj [T, B, 3H]; w_hh [3H, H]
-  T *h_buf, *y;                         // h_buf [2, B, H]; y [T, B, H]
+  TaggedWord* h_buf;                    // [2, B, H], tagged_state.cuh
+  T* y;                                 // [T, B, H]
   T *gates, *h_prev;                    // saved (training: gates [T, B, 4H]) or null
+};
+
+// The input sides of (row, j): r and z with both biases, n with b_ih's, and b_hh's n bias.
+struct GruInputs {
+  float r, z, x_n, b_hn;
 };
 
 template <typename T, bool kSave>
 __device__ void gru_persistent_step(const PersistentGru<T>& p, int64_t s, int block,
                                     float* smem) {
   const int64_t B = p.B, H = p.H, U = p.U, G = 3 * H, S = 4 * H, u0 = int64_t(block) * U;
-  const T* h_cur = p.h_buf + (s & 1) * B * H;
-  T* h_next = p.h_buf + ((s + 1) & 1) * B * H;
-  float* acc = smem + 3 * U * (H + 1) + B * (H + 1);
-  recurrent_products(h_cur, smem, 3 * U, B, H, smem + 3 * U * (H + 1), acc, acc + B * 3 * U);
+  const int64_t ld = H + 1;
+  const uint32_t tag = static_cast<uint32_t>(s + 1);  // of the state before step s
+  TaggedWord* h_next = p.h_buf + ((s + 1) & 1) * B * H;
+  float* h_s = smem + 3 * U * ld;
+  float* acc = h_s + B * ld;
+  const auto load = [&](int64_t row, int64_t, int64_t j) {
+    const T* xr = p.xproj + row * G;
+    const auto bias = [&](int64_t u) { return load_or_zero(p.b_ih, u) + load_or_zero(p.b_hh, u); };
+    return GruInputs{to_float(xr[j]) + bias(j), to_float(xr[H + j]) + bias(H + j),
+                     to_float(xr[2 * H + j]) + load_or_zero(p.b_ih, 2 * H + j),
+                     load_or_zero(p.b_hh, 2 * H + j)};
+  };
+  const GruInputs first = first_inputs<GruInputs>(p.order, s, B, H, U, block, load);
+  recurrent_products(p.h_buf + (s & 1) * B * H, tag, smem, 3 * U, B, H, h_s, acc,
+                     acc + B * 3 * U);
   for (int64_t i = threadIdx.x; i < B * U; i += blockDim.x) {
     const int64_t b = i / U, jl = i - b * U, j = u0 + jl;
     if (j >= H) continue;
     const int64_t row = p.order.time(s, b) * B + b;
+    const float h_old = h_s[b * ld + j];
     if (!p.order.valid(s, b)) {
-      h_next[b * H + j] = h_cur[b * H + j];
+      store_tagged(h_next + b * H + j, h_old, tag + 1);
       p.y[row * H + j] = from_float<T>(0.0f);
       if (kSave) {
         for (int k = 0; k < 4; ++k) p.gates[row * S + k * H + j] = from_float<T>(0.0f);
@@ -260,22 +311,19 @@ __device__ void gru_persistent_step(const PersistentGru<T>& p, int64_t s, int bl
       }
       continue;
     }
-    const T* xr = p.xproj + row * G;
+    const GruInputs v = i == threadIdx.x ? first : load(row, b, j);
     const float* hr = acc + b * 3 * U + jl;  // gate k at hr[k * U]
-    const float a_r = to_float(xr[j]) + hr[0] + load_or_zero(p.b_ih, j) + load_or_zero(p.b_hh, j);
-    const float a_z = to_float(xr[H + j]) + hr[U] + load_or_zero(p.b_ih, H + j) +
-                      load_or_zero(p.b_hh, H + j);
-    const float x_n = to_float(xr[2 * H + j]) + load_or_zero(p.b_ih, 2 * H + j);
-    const float hn_lin = hr[2 * U] + load_or_zero(p.b_hh, 2 * H + j);
-    const T h_old = h_cur[b * H + j];
-    const auto r = math::gru_forward_point_lbr<math::StdActivations>(a_r, a_z, x_n, hn_lin,
-                                                                     to_float(h_old));
+    const float hn_lin = hr[2 * U] + v.b_hn;
+    const auto r = math::gru_forward_point_lbr<math::StdActivations>(v.r + hr[0], v.z + hr[U],
+                                                                     v.x_n, hn_lin, h_old);
     if (kSave) {
       const float g[4] = {r.r, r.z, r.n, hn_lin};
       for (int k = 0; k < 4; ++k) p.gates[row * S + k * H + j] = from_float<T>(g[k]);
-      p.h_prev[row * H + j] = h_old;
+      p.h_prev[row * H + j] = from_float<T>(h_old);
     }
-    h_next[b * H + j] = p.y[row * H + j] = from_float<T>(r.h);
+    const T h = from_float<T>(r.h);
+    p.y[row * H + j] = h;
+    store_tagged(h_next + b * H + j, to_float(h), tag + 1);
   }
 }
 
@@ -413,16 +461,19 @@ template <typename Params>
 using PersistentPhase = void (*)(const Params&, int64_t, int, float*);
 
 #if !defined(FUSEDRNN_CUDA_EMULATION)
+// A cooperative launch still, for its promise that every block is resident at once: a block
+// waiting for a word that an unscheduled block would write would wait forever.
 template <typename Params, PersistentPhase<Params> Step>
 __global__ void __launch_bounds__(kPersistentThreads)
     persistent_forward(Params p, int gates) {
   extern __shared__ float smem[];
-  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
   load_weight_slice(p.w_hh, gates, p.H, p.H, p.U, blockIdx.x, smem);
   __syncthreads();
   for (int64_t s = 0; s < p.order.steps; ++s) {
     Step(p, s, blockIdx.x, smem);
-    grid.sync();  // every block's units of the next state are written
+    // No grid barrier: the next step waits for the state words it reads (tagged_state.cuh).
+    // The block's own shared memory must not be refilled while a thread still reads it.
+    __syncthreads();
   }
 }
 
@@ -515,18 +566,20 @@ bool run_persistent(const Params& p, int gates, cudaStream_t stream) {
 }
 
 // A forward loop run by run_persistent (Saving when the step saves for backward, else
-// Inference), with its state in p.h_buf [2, B, H]: h0, held in hn, goes in first and the final
-// state comes back to hn. False (nothing enqueued) as above.
+// Inference), with its state in p.h_buf [2, B, H] (tagged_state.cuh): h0, held in hn, goes in
+// first and the final state comes back to hn. False (nothing enqueued) as above.
 template <typename Params, PersistentPhase<Params> Saving, PersistentPhase<Params> Inference,
           typename T>
 bool run_persistent_forward(const Params& p, int gates, bool saving, T* hn,
                             cudaStream_t stream) {
+  if (p.order.steps > kMaxTaggedSteps) return false;
   const int64_t state = p.B * p.H;
-  copy_or_zero(state, static_cast<const T*>(hn), p.h_buf, stream);
+  launch(tag_initial_state<T>, state, stream, state, static_cast<const T*>(hn), p.h_buf);
   const bool ran = saving ? run_persistent<Params, Saving>(p, gates, stream)
                           : run_persistent<Params, Inference>(p, gates, stream);
   if (ran)
-    copy_or_zero(state, static_cast<const T*>(p.h_buf + (p.order.steps & 1) * state), hn, stream);
+    launch(untag_state<T>, state, stream, state,
+           static_cast<const TaggedWord*>(p.h_buf + (p.order.steps & 1) * state), hn);
   return ran;
 }
 
