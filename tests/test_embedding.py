@@ -24,16 +24,20 @@ def test_get_include_and_cmake_dir_exist():
     assert os.path.isfile(os.path.join(fusedrnn.get_cmake_dir(), "fusedrnnConfig.cmake"))
 
 
+def run_step(args, timeout):
+    """Runs one step of a build; a failure shows its output (CMake says what it missed)."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
 def build_and_run(source, target, build):
     """Configure and build the CMake project `source` against the installed package; run
     `target` and return what it printed."""
-    subprocess.run(["cmake", "-S", source, "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                    f"-Dfusedrnn_DIR={fusedrnn.get_cmake_dir()}"], check=True,
-                   capture_output=True, timeout=300)
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True,
-                   timeout=300)
-    return subprocess.run([str(build / target)], check=True, capture_output=True, text=True,
-                          timeout=60).stdout
+    run_step(["cmake", "-S", source, "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+              f"-Dfusedrnn_DIR={fusedrnn.get_cmake_dir()}"], 300)
+    run_step(["cmake", "--build", str(build)], 300)
+    return run_step([str(build / target)], 60)
 
 
 needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
