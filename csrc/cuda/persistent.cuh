@@ -3,15 +3,15 @@
 // rows of w_hh (G*U rows of P values, in float32) in shared memory for all T steps, so w_hh is
 // read from DRAM once per call instead of once per step; per step it reads the state h
 // [B, P] (from L2), computes its gates' recurrent products, runs the same pointwise math as
-// the per-step kernels and writes its units of the next state; a grid-wide barrier ends the
-// step. The state is double-buffered in h_buf [2, B, P]: step s reads h_buf[s & 1] and writes
-// h_buf[(s + 1) & 1].
+// the per-step kernels and writes its units of the next state. No grid barrier ends the step:
+// the state is double-buffered in h_buf [2, B, P] as tagged words (tagged_state.cuh), step s
+// waits for the words of h_buf[s & 1] tagged s + 1 and writes h_buf[(s + 1) & 1] tagged s + 2.
 //
 // Scope: the LSTM without projection and the linear_before_reset GRU, forward and backward
 // (see "backward" below), when the slices fit in shared memory; everything else takes the
 // cuBLAS path.
-// On by default where an H100 measured it faster (persistent_by_default);
-// FUSEDRNN_CUDA_PERSISTENT=1 forces it wherever it fits, =0 turns it off.
+// The forward runs by default where an H100 measured it faster (persistent_by_default);
+// FUSEDRNN_CUDA_PERSISTENT=1 forces both directions wherever they fit, =0 turns them off.
 //
 // The block's work per step is a device function over block-stride loops, so that the host
 // emulation (tests/cuda_emulation) can run it block after block, step after step.
