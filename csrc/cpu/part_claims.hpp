@@ -9,10 +9,11 @@ namespace fusedrnn::cpu {
 
 // The caller takes a step's parts from the front, its worker from the back, so that while the
 // two keep pace each runs the same parts every step (their weights stay in its cache), and
-// when one falls behind the other takes more. On this virtual machine the host often slows one core for a while: LSTM
-// 100x16x256, each thread's own work per call (instrumented build, one part a thread) took
-// 10.5-11 ms on one core and 13.5-14 on the other, where earlier calls had been equal. One
-// word per step parity: lo << 32 | hi, the parts [lo, hi) that no thread has claimed yet.
+// when one falls behind the other takes more. On this virtual machine the host often slows
+// one core for a while: LSTM 100x16x256, each thread's own work per call (instrumented build,
+// one part a thread) took 10.5-11 ms on one core and 13.5-14 on the other, where earlier
+// calls had been equal. One word per step parity: lo << 32 | hi, the parts [lo, hi) that no
+// thread has claimed yet.
 class PartClaims {
  public:
   explicit PartClaims(int parts) : full_(parts) {
