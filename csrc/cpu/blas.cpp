@@ -36,7 +36,30 @@ void call_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, bla
   scipy_cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
+void call_gemv(CBLAS_TRANSPOSE t, blasint m, blasint n, const float* a, blasint lda,
+               const float* x, float beta, float* y) {
+  scipy_cblas_sgemv(CblasRowMajor, t, m, n, 1.0f, a, lda, x, 1, beta, y, 1);
+}
+
+void call_gemv(CBLAS_TRANSPOSE t, blasint m, blasint n, const double* a, blasint lda,
+               const double* x, double beta, double* y) {
+  scipy_cblas_dgemv(CblasRowMajor, t, m, n, 1.0, a, lda, x, 1, beta, y, 1);
+}
+
 }  // namespace
+
+template <typename T>
+void gemv(bool trans, int64_t m, int64_t n, const T* a, int64_t lda, const T* x, T beta, T* y) {
+  const int64_t out = trans ? n : m, in = trans ? m : n;
+  if (out == 0) return;
+  use_one_blas_thread();
+  if (in == 0) {
+    for (int64_t r = 0; r < out; ++r) y[r] = beta == T(0) ? T(0) : beta * y[r];
+    return;
+  }
+  call_gemv(trans ? CblasTrans : CblasNoTrans, to_blas(m), to_blas(n), a,
+            to_blas(std::max<int64_t>(lda, 1)), x, beta, y);
+}
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
@@ -84,6 +107,10 @@ void parallel_gemm(int max_threads, bool trans_a, bool trans_b, int64_t m, int64
   parallel_run(threads, run);
 }
 
+template void gemv<float>(bool, int64_t, int64_t, const float*, int64_t, const float*, float,
+                          float*);
+template void gemv<double>(bool, int64_t, int64_t, const double*, int64_t, const double*, double,
+                           double*);
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,

@@ -16,6 +16,12 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
+// y = op(A) @ x + beta * y for A [m, n] with row stride lda, op(A) = A (y [m], x [n]) or A^T
+// when trans (y [n], x [m]): a matrix-vector product, for one row far cheaper than gemm, which
+// packs A first.
+template <typename T>
+void gemv(bool trans, int64_t m, int64_t n, const T* a, int64_t lda, const T* x, T beta, T* y);
+
 // The same product, its rows of C split across the thread team (for the once-per-call GEMMs),
 // on at most max_threads threads (0: the whole team). c_row, when not null, is what every row
 // of C starts as (a bias; beta is then 1), written by the thread that computes the row.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "argument_checks.hpp"
+#include "direct_loop.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "scratch.hpp"
 #include "sequence.hpp"
@@ -32,16 +33,12 @@ struct GruDims {
 };
 
 // linear_before_reset, input projection included (in chunks, per thread; bias: b_ih plus
-// b_hr, b_hz). hn holds h0 on entry and the final state on exit.
+// b_hr, b_hz), or for short sequences direct_forward. hn holds h0 on entry and the final state
+// on exit.
 template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads,
-                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
-                        .with_input(xproj.loop_weights(), 3, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* xr, const T* hr, const T* h,
                  T* h_next, T* yr) {
@@ -58,6 +55,14 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
     T* sh = row_at(saved->h_prev, order, s, b, d.B, H) + u.begin;
     std::fill(sh, sh + u.size(), T(0));
   };
+  if (cpu::direct_loop_pays(d.T_, d.B))
+    return cpu::direct_forward(p.x, d.I, p.w_ih, bias, p.w_hh, order, d.T_, H, d.G, y, hn, row,
+                               pad);
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
+                                     cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
+                        .with_input(xproj.loop_weights(), 3, d.H, d.I, kernels.panel_lanes);
   cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
@@ -126,21 +131,23 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   }, true);
 }
 
-// Backward time loop of linear_before_reset: dgx (x side) and dgh (h side) are time-major
-// [T, B, 3H]; dh holds dhn on entry and dh0 on exit.
+// Backward time loop of linear_before_reset (for short sequences direct_backward): dgx (x side)
+// and dgh (h side) are time-major [T, B, 3H]; dh holds dhn on entry and dh0 on exit.
 template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads,
-                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.gru_backward_lbr(row_at(saved.gates, order, s, b, d.B, d.S) + u.begin,
                              row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dh_row, dg,
                              row_at(dgx, order, s, b, d.B, d.G) + u.begin, dh_next, H, u.size());
   };
+  if (cpu::direct_loop_pays(d.T_, d.B))
+    return cpu::direct_backward(p.w_hh, order, d.T_, H, 3, dy, dgh, dh, row);
+  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
+                              cpu::Panels::backward, p.threads,
+                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   cpu::team_backward(plan, order, d.T_, d.B, H, 3, dy, dgh, dh, row);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "argument_checks.hpp"
+#include "direct_loop.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "scratch.hpp"
 #include "sequence.hpp"
@@ -30,17 +31,13 @@ struct LstmDims {
       : T_(p.steps), B(p.batch), I(p.input), H(p.hidden), P(p.proj), G(4 * p.hidden) {}
 };
 
-// The time loop without projection, input projection included (in chunks, per thread). hn
-// holds h0 on entry and the final state on exit; cn likewise for c.
+// The time loop without projection, input projection included (in chunks, per thread), or for
+// short sequences direct_forward. hn holds h0 on entry and the final state on exit; cn
+// likewise for c.
 template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads,
-                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
-                        .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
   const int64_t H = d.H;
   auto saved_rows = [&](int64_t s, int64_t b, const Range& u) {
     return std::make_tuple(row_at(saved->gates, order, s, b, d.B, d.G) + u.begin,
@@ -64,6 +61,14 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
     std::fill(sc, sc + u.size(), T(0));
     std::fill(sh, sh + u.size(), T(0));
   };
+  if (cpu::direct_loop_pays(d.T_, d.B))
+    return cpu::direct_forward(p.x, d.I, p.w_ih, bias, p.w_hh, order, d.T_, H, d.G, y, hn, row,
+                               pad);
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
+  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
+                                     cpu::Panels::forward, p.threads,
+                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
+                        .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
   cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
 }
 
@@ -158,15 +163,12 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   }, true);
 }
 
-// Backward time loop without projection. dgates is time-major [T, B, 4H]; dh holds dhn on
-// entry and dh0 on exit; dc likewise.
+// Backward time loop without projection (for short sequences direct_backward). dgates is
+// time-major [T, B, 4H]; dh holds dhn on entry and dh0 on exit; dc likewise.
 template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                    const LstmSaved<T>& saved, const T* dy, T* dgates, T* dh, T* dc) {
   const auto& kernels = cpu::step_kernels<T>();
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads,
-                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   const int64_t H = d.H;
   auto row = [&](int64_t s, int64_t b, const Range& u, const T* dh_row, T* dg, T* dh_next) {
     kernels.lstm_backward(row_at(saved.gates, order, s, b, d.B, d.G) + u.begin,
@@ -174,6 +176,11 @@ void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrde
                           dc + b * H + u.begin, dg, nullptr, H, u.size());
     std::fill(dh_next, dh_next + u.size(), T(0));  // the LSTM's h reaches h_prev via w_hh only
   };
+  if (cpu::direct_loop_pays(d.T_, d.B))
+    return cpu::direct_backward(p.w_hh, order, d.T_, H, 4, dy, dgates, dh, row);
+  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
+                              cpu::Panels::backward, p.threads,
+                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   cpu::team_backward(plan, order, d.T_, d.B, H, 4, dy, dgates, dh, row);
 }
 

@@ -176,6 +176,28 @@ class PartRun {
   int first_ = std::numeric_limits<int>::max(), end_ = 0;
 };
 
+// Step s of a forward time loop over units u, after hproj [B, G] = h @ w_hh^T: for every batch
+// row, row(...) where it is valid (xrow(s, b): the row's input projection), else the state
+// carries over, y is 0 and pad(s, b, u) (see team_forward).
+template <typename T, typename XRow, typename Row, typename Pad>
+void forward_rows(const XRow& xrow, const StepOrder& order, int64_t s, int64_t batch,
+                  int64_t H, int64_t G, const Range& u, const T* hproj, const T* h, T* h_next,
+                  T* y, Row& row, Pad& pad) {
+  const int64_t n = u.size();
+  for (int64_t b = 0; n > 0 && b < batch; ++b) {
+    const T* hb = h + b * H + u.begin;
+    T* hx = h_next + b * H + u.begin;
+    T* yr = row_at(y, order, s, b, batch, H) + u.begin;
+    if (order.valid(s, b)) {
+      row(s, b, u, xrow(s, b) + u.begin, hproj + b * G + u.begin, hb, hx, yr);
+    } else {  // padding: the state carries over, y is 0
+      std::copy(hb, hb + n, hx);
+      std::fill(yr, yr + n, T(0));
+      pad(s, b, u);
+    }
+  }
+}
+
 // Forward. Per step and thread: its chunk of the input projection, its columns of
 // hproj = h @ w_hh^T, then for every batch row
 //   valid:   row(s, b, u, xr, hr, h, h_next, y)   xr, hr: [G*H] rows offset to u.begin
@@ -200,26 +222,65 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
       }
-      const Range u = run.units(plan.units);
-      const int64_t n = u.size();
-      for (int64_t b = 0; n > 0 && b < batch; ++b) {
-          const T* hb = h + b * H + u.begin;
-        T* hx = h_next + b * H + u.begin;
-        T* yr = row_at(y, order, s, b, batch, H) + u.begin;
-        if (order.valid(s, b)) {
-          row(s, b, u, xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin, hb, hx, yr);
-        } else {  // padding: the state carries over, y is 0
-          std::copy(hb, hb + n, hx);
-          std::fill(yr, yr + n, T(0));
-          pad(s, b, u);
-        }
-      }
+      forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch, H, G,
+                   run.units(plan.units), hproj.data(), h, h_next, y, row, pad);
       if (!parts.sync(barrier, steps - 1 - s)) return;
       std::swap(h, h_next);
     }
     for (int part; (part = parts.next()) >= 0;)
       settle_columns(h, state, batch, H, plan.units[part].begin, plan.units[part].end);
   }, true);
+}
+
+// Where a backward loop's step s writes its gate gradients [B, G]: dgh's time block when the
+// steps are blocks; else (reverse with lengths) one of two gathering buffers, since a step's
+// row passes write one while the recurrent GEMMs read the other (the step after's).
+template <typename T>
+class StepGateGradients {
+ public:
+  StepGateGradients(const StepOrder& order, int64_t batch, int64_t G, T* dgh)
+      : order_(order), blocks_(order.steps_are_blocks()), batch_(batch), G_(G), dgh_(dgh),
+        gather_(blocks_ ? 0 : 2 * batch * G), gathered_(gather_.data()) {}
+  StepGateGradients(const StepGateGradients&) = delete;
+  bool blocks() const { return blocks_; }
+  T* operator()(int64_t s) const {
+    return blocks_ ? dgh_ + order_.block_time(s) * batch_ * G_
+                   : gathered_ + (s & 1) * batch_ * G_;
+  }
+
+ private:
+  const StepOrder& order_;
+  bool blocks_;
+  int64_t batch_, G_;
+  T* dgh_;
+  std::vector<T> gather_;
+  T* gathered_;  // gather_'s buffer, which the loop writes
+};
+
+// Step s of a backward time loop over units u, after the step after's recurrent gradient is in
+// dh_cur: for every batch row, dy is added and row(...) runs where it is valid, else the
+// gradient passes through (see team_backward).
+template <typename T, typename Row>
+void backward_rows(const StepOrder& order, int64_t s, int64_t batch, int64_t H, int gates,
+                   const Range& u, const T* dy, const StepGateGradients<T>& dg_of, T* dgh,
+                   T* dh_cur, T* dh_next, Row& row) {
+  const int64_t G = gates * H, n = u.size();
+  T* dg_step = dg_of(s);
+  for (int64_t b = 0; n > 0 && b < batch; ++b) {
+    T* dg = dg_step + b * G + u.begin;
+    T* dhc = dh_cur + b * H + u.begin;
+    T* dhx = dh_next + b * H + u.begin;
+    if (!order.valid(s, b)) {  // padding: the gradient passes through
+      fill_gates(dg, gates, H, n, T(0));
+      std::copy(dhc, dhc + n, dhx);
+      continue;
+    }
+    const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
+    for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
+    row(s, b, u, dhc, dg, dhx);
+    if (!dg_of.blocks())
+      copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
+  }
 }
 
 // Backward. Per step (last to first) and thread, for every valid batch row
@@ -236,13 +297,8 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
                    int64_t H, int gates, const T* dy, T* dgh, T* dh, Row row) {
   const auto& kernels = step_kernels<T>();
   const int64_t G = gates * H;
-  const bool blocks = order.steps_are_blocks();
-  // Scattered steps (reverse with lengths) gather their rows here; two buffers, since a step's
-  // gate passes write one while its recurrent GEMMs read the other (the step after's).
-  std::vector<T> dstep(blocks ? 0 : 2 * batch * G), other(batch * H);
-  auto dg_of = [&](int64_t s) {
-    return blocks ? dgh + order.block_time(s) * batch * G : dstep.data() + (s & 1) * batch * G;
-  };
+  const StepGateGradients<T> dg_of(order, batch, G, dgh);
+  std::vector<T> other(batch * H);
   const int parts_count = static_cast<int>(plan.units.size());
   PartClaims claims(parts_count);
   parallel_run(plan.threads, [&](int tid, SpinBarrier& barrier) {
@@ -250,28 +306,13 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
     T* dh_cur = dh;
     T* dh_next = other.data();
     for (int64_t s = steps - 1; s >= 0; --s) {
-      T* dg_step = dg_of(s);
       PartRun run;
       for (int part; (part = parts.next()) >= 0; run.add(part)) {
         if (s + 1 < steps)  // the step after's recurrent gradient, for these units
           panel_gemm(kernels, plan.backward[part], batch, dg_of(s + 1), G, dh_cur, H, true);
       }
-      const Range u = run.units(plan.units);
-      const int64_t n = u.size();
-      for (int64_t b = 0; n > 0 && b < batch; ++b) {
-        T* dg = dg_step + b * G + u.begin;
-        T* dhc = dh_cur + b * H + u.begin;
-        T* dhx = dh_next + b * H + u.begin;
-        if (!order.valid(s, b)) {  // padding: the gradient passes through
-          fill_gates(dg, gates, H, n, T(0));
-          std::copy(dhc, dhc + n, dhx);
-          continue;
-        }
-        const T* dyr = row_at(dy, order, s, b, batch, H) + u.begin;
-        for (int64_t j = 0; j < n; ++j) dhc[j] += dyr[j];
-        row(s, b, u, dhc, dg, dhx);
-        if (!blocks) copy_gates(dg, row_at(dgh, order, s, b, batch, G) + u.begin, gates, H, n);
-      }
+      backward_rows(order, s, batch, H, gates, run.units(plan.units), dy, dg_of, dgh, dh_cur,
+                    dh_next, row);
       if (!parts.sync(barrier, s)) return;
       std::swap(dh_cur, dh_next);
     }
