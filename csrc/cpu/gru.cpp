@@ -2,7 +2,8 @@
 // slices of hidden units (its own, or those it claims each step) and does per step their part
 // of the input projection (a chunk of steps at a time), of the recurrent GEMM on their packed
 // w_hh slices, and the fused gate pass.
-// linear_before_reset (PyTorch, cuDNN) needs one barrier per step; the original GRU applies r
+// linear_before_reset (PyTorch, cuDNN) needs one barrier per step, and one sequence of a step
+// or two runs the direct loops (direct_loop.hpp: no packing); the original GRU applies r
 // before W_hn, so its step is two GEMMs, each followed by its half of the gate math, and two
 // barriers.
 #include <algorithm>
@@ -10,12 +11,12 @@
 #include <vector>
 
 #include "argument_checks.hpp"
-#include "direct_loop.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "scratch.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
 #include "team_loop.hpp"
+#include "time_loops.hpp"
 
 namespace fusedrnn {
 namespace {
@@ -32,9 +33,8 @@ struct GruDims {
         S(gru_saved_width(p.linear_before_reset, p.hidden)) {}
 };
 
-// linear_before_reset, input projection included (in chunks, per thread; bias: b_ih plus
-// b_hr, b_hz), or for short sequences direct_forward. hn holds h0 on entry and the final state
-// on exit.
+// linear_before_reset, input projection included (bias: b_ih plus b_hr, b_hz; forward_loop:
+// on the team or direct). hn holds h0 on entry and the final state on exit.
 template <typename T>
 void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                   const T* bias, const T* b_hn, T* y, T* hn, const GruSaved<T>* saved) {
@@ -55,15 +55,8 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
     T* sh = row_at(saved->h_prev, order, s, b, d.B, H) + u.begin;
     std::fill(sh, sh + u.size(), T(0));
   };
-  if (cpu::direct_loop_pays(d.T_, d.B))
-    return cpu::direct_forward(p.x, d.I, p.w_ih, bias, p.w_hh, order, d.T_, H, d.G, y, hn, row,
-                               pad);
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads,
-                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
-                        .with_input(xproj.loop_weights(), 3, d.H, d.I, kernels.panel_lanes);
-  cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
+  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 3, order, d.T_, d.B, H, p.threads, y, hn,
+                    row, pad);
 }
 
 // The original GRU on the team: per step, each thread's r, z columns of h @ w_hh[:2H]^T and
@@ -131,8 +124,8 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   }, true);
 }
 
-// Backward time loop of linear_before_reset (for short sequences direct_backward): dgx (x side)
-// and dgh (h side) are time-major [T, B, 3H]; dh holds dhn on entry and dh0 on exit.
+// Backward time loop of linear_before_reset (backward_loop: on the team or direct): dgx (x
+// side) and dgh (h side) are time-major [T, B, 3H]; dh holds dhn on entry and dh0 on exit.
 template <typename T>
 void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                    const GruSaved<T>& saved, const T* dy, T* dgx, T* dgh, T* dh) {
@@ -143,12 +136,7 @@ void backward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder&
                              row_at(saved.h_prev, order, s, b, d.B, H) + u.begin, dh_row, dg,
                              row_at(dgx, order, s, b, d.B, d.G) + u.begin, dh_next, H, u.size());
   };
-  if (cpu::direct_loop_pays(d.T_, d.B))
-    return cpu::direct_backward(p.w_hh, order, d.T_, H, 3, dy, dgh, dh, row);
-  const cpu::TeamPlan<T> plan(p.w_hh, 3, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads,
-                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
-  cpu::team_backward(plan, order, d.T_, d.B, H, 3, dy, dgh, dh, row);
+  cpu::backward_loop(p.w_hh, 3, order, d.T_, d.B, H, p.threads, dy, dgh, dh, row);
 }
 
 // Backward of the original GRU on the team; dg (time-major) serves both the x side and the h

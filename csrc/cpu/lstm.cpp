@@ -2,7 +2,8 @@
 // hidden units (its own, or those it claims each step), keeps their packed slices of w_ih and
 // w_hh in its own cache, and per step does their part of the input projection (a chunk of
 // steps at a time), of the recurrent GEMM and the fused gate pass; one barrier per step (two
-// with a projection, whose outputs are split too).
+// with a projection, whose outputs are split too). One sequence of a step or two runs the
+// direct loops instead (direct_loop.hpp: no packing, on the caller's thread).
 // Backward ends in the weight-gradient GEMMs over all T*B rows.
 #include <algorithm>
 #include <tuple>
@@ -10,12 +11,12 @@
 #include <vector>
 
 #include "argument_checks.hpp"
-#include "direct_loop.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "scratch.hpp"
 #include "sequence.hpp"
 #include "step_kernels.hpp"
 #include "team_loop.hpp"
+#include "time_loops.hpp"
 
 namespace fusedrnn {
 namespace {
@@ -31,9 +32,8 @@ struct LstmDims {
       : T_(p.steps), B(p.batch), I(p.input), H(p.hidden), P(p.proj), G(4 * p.hidden) {}
 };
 
-// The time loop without projection, input projection included (in chunks, per thread), or for
-// short sequences direct_forward. hn holds h0 on entry and the final state on exit; cn
-// likewise for c.
+// The time loop without projection, input projection included (forward_loop: on the team or
+// direct). hn holds h0 on entry and the final state on exit; cn likewise for c.
 template <typename T>
 void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                   const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
@@ -61,15 +61,8 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
     std::fill(sc, sc + u.size(), T(0));
     std::fill(sh, sh + u.size(), T(0));
   };
-  if (cpu::direct_loop_pays(d.T_, d.B))
-    return cpu::direct_forward(p.x, d.I, p.w_ih, bias, p.w_hh, order, d.T_, H, d.G, y, hn, row,
-                               pad);
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                                     cpu::Panels::forward, p.threads,
-                                     cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
-                        .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes);
-  cpu::team_forward(plan, xproj, order, d.T_, d.B, H, d.G, y, hn, row, pad);
+  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 4, order, d.T_, d.B, H, p.threads, y, hn,
+                    row, pad);
 }
 
 // With a projection the state h has P values and the step has a second GEMM, h = w_hr h_tilde.
@@ -163,7 +156,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   }, true);
 }
 
-// Backward time loop without projection (for short sequences direct_backward). dgates is
+// Backward time loop without projection (backward_loop: on the team or direct). dgates is
 // time-major [T, B, 4H]; dh holds dhn on entry and dh0 on exit; dc likewise.
 template <typename T>
 void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
@@ -176,12 +169,7 @@ void backward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrde
                           dc + b * H + u.begin, dg, nullptr, H, u.size());
     std::fill(dh_next, dh_next + u.size(), T(0));  // the LSTM's h reaches h_prev via w_hh only
   };
-  if (cpu::direct_loop_pays(d.T_, d.B))
-    return cpu::direct_backward(p.w_hh, order, d.T_, H, 4, dy, dgates, dh, row);
-  const cpu::TeamPlan<T> plan(p.w_hh, 4, d.H, d.H, d.B, kernels.panel_lanes,
-                              cpu::Panels::backward, p.threads,
-                              cpu::TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
-  cpu::team_backward(plan, order, d.T_, d.B, H, 4, dy, dgates, dh, row);
+  cpu::backward_loop(p.w_hh, 4, order, d.T_, d.B, H, p.threads, dy, dgates, dh, row);
 }
 
 // Backward with projection: per step, each thread adds dy to its outputs' dh (dh_out keeps
