@@ -1,4 +1,4 @@
-"""pytest-benchmark suites for every kernel over the grid of issue #4.
+"""pytest-benchmark suites for every kernel over the grid of issue #4, and a single step.
 
     python -m pytest bench/ --benchmark-group-by=group --benchmark-autosave
     python -m pytest bench/ --benchmark-compare            # against the last saved run
@@ -16,7 +16,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import PEERS, make_problem  # noqa: E402
 
-SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128)]
+# The issue's grid, then one step of one sequence (a cell's or a decoder's step: the direct loop).
+SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128),
+          (1, 1, 256)]
 if os.environ.get("FUSEDRNN_BENCH_QUICK"):
     SHAPES = SHAPES[:2]
 
