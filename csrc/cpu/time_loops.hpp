@@ -1,6 +1,6 @@
 // Which time loop runs a cell's sequence (the LSTM without projection, the linear-before-reset
-// GRU): the direct loops for one sequence of a step or two (direct_loop.hpp), else the team's
-// loops over packed panels (team_loop.hpp). The cells supply the rows (see team_forward and
+// GRU): the direct loops for one or two rows in all (direct_loop.hpp), else the team's loops
+// over packed panels (team_loop.hpp). The cells supply the rows (see team_forward and
 // team_backward); gates: the cell's gate blocks (4 or 3).
 #pragma once
 
@@ -19,7 +19,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
                   T* y, T* state, Row row, Pad pad) {
   const int64_t G = gates * H;
   if (direct_loop_pays(steps, batch))
-    return direct_forward(x, I, w_ih, bias, w_hh, order, steps, H, G, y, state, row, pad);
+    return direct_forward(x, I, w_ih, bias, w_hh, order, steps, batch, H, G, y, state, row, pad);
   const auto& kernels = step_kernels<T>();
   StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads);
   const auto plan = TeamPlan<T>(w_hh, gates, H, H, batch, kernels.panel_lanes, Panels::forward,
@@ -34,7 +34,7 @@ template <typename T, typename Row>
 void backward_loop(const T* w_hh, int gates, const StepOrder& order, int64_t steps,
                    int64_t batch, int64_t H, int threads, const T* dy, T* dgh, T* dh, Row row) {
   if (direct_loop_pays(steps, batch))
-    return direct_backward(w_hh, order, steps, H, gates, dy, dgh, dh, row);
+    return direct_backward(w_hh, order, steps, batch, H, gates, dy, dgh, dh, row);
   const TeamPlan<T> plan(w_hh, gates, H, H, batch, step_kernels<T>().panel_lanes,
                          Panels::backward, threads, TeamPlan<T>::kWorkPerThread,
                          /*claimed=*/true);
