@@ -78,10 +78,10 @@ def test_sequence_matches_reference_hypothesis(variant, dtype, data):
     check_against_reference(p, context=describe(p))
 
 
-# (T, B, I, H): 1s, primes, a long sequence and one large enough for the BLAS to thread; one or
-# two rows in all (T * B <= 2) run the direct loops (csrc/cpu/direct_loop.hpp), not the team's.
+# (T, B, I, H): 1s, primes, a long sequence and one large enough for the BLAS to thread; up to
+# three rows in all (T * B <= 3) run the direct loops (csrc/cpu/direct_loop.hpp), not the team's.
 FIXED_SIZES = [(1, 1, 1, 1), (2, 3, 5, 7), (13, 2, 3, 5), (5, 7, 11, 2), (50, 3, 4, 6),
-               (17, 13, 31, 64), (1, 1, 6, 17), (2, 1, 9, 40), (1, 2, 5, 19)]
+               (17, 13, 31, 64), (1, 1, 6, 17), (2, 1, 9, 40), (1, 2, 5, 19), (3, 1, 4, 23)]
 
 
 def _fixed_cases():

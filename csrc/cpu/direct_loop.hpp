@@ -1,4 +1,4 @@
-// The time loops for one or two rows in all (a step of one or two sequences, two steps of one):
+// The time loops for up to three rows in all (a step of up to three sequences, a few steps of one):
 // on the calling thread, with the weights as the caller holds them, BLAS matrix-vector products
 // a row. The team's loops pack the weights into panels first, a read and a write of each, which
 // many rows repay but a cell's or a decoder's step does not: LSTM T = 1, B = 1, H = 256 took
@@ -22,11 +22,11 @@ namespace fusedrnn::cpu {
 // 3.3; T = 1, B = 2: 0.077 -> 0.047, 0.251 -> 0.130, 0.624 -> 0.460, 13.9 -> 3.4. GRU T = 1,
 // B = 1: 0.063 -> 0.026, 0.109 -> 0.053, 0.371 -> 0.126, 3.08 -> 0.94; T = 2: 0.096 -> 0.038,
 // 0.118 -> 0.089, 0.409 -> 0.261; T = 1, B = 2 (H = 256, 512): 0.220 -> 0.082, 0.446 -> 0.304.
-// Beyond two rows it was even or behind: T = 3, B = 1 mixed (LSTM 1.3-2.9x, GRU 1.0-1.7x);
-// T = 4, B = 1 0.84x at H = 256; T = 1, B = 3 1.06x, B = 4 0.91x, B = 8 0.58x; T = 2, B = 2
-// 0.78x (each row reads the weights again, while the team's panels pay and its two threads
-// share the work).
-inline bool direct_loop_pays(int64_t steps, int64_t batch) { return steps * batch <= 2; }
+// Three rows were ahead or even: T = 3, B = 1 LSTM 1.3-2.9x, GRU 1.0-1.7x; T = 1, B = 3 1.06x.
+// Four or more were even or behind: T = 4, B = 1 0.84x at H = 256 (1.00x at 512); T = 2, B = 2
+// 0.78x; T = 1, B = 4 0.91x, B = 8 0.58x (each row reads the weights again, while the team's
+// panels pay and its two threads share the work).
+inline bool direct_loop_pays(int64_t steps, int64_t batch) { return steps * batch <= 3; }
 
 // Forward as team_forward (the same row and pad calls), row by row: per valid step and batch
 // row, xr = w_ih x_t + bias and hproj = w_hh h, then the row. x [steps, B, I]; bias [G] or null.

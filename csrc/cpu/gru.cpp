@@ -2,8 +2,8 @@
 // slices of hidden units (its own, or those it claims each step) and does per step their part
 // of the input projection (a chunk of steps at a time), of the recurrent GEMM on their packed
 // w_hh slices, and the fused gate pass.
-// linear_before_reset (PyTorch, cuDNN) needs one barrier per step, and one or two rows in all
-// (T * B <= 2) run the direct loops (direct_loop.hpp: no packing); the original GRU applies r
+// linear_before_reset (PyTorch, cuDNN) needs one barrier per step, and up to three rows in all
+// (T * B <= 3) run the direct loops (direct_loop.hpp: no packing); the original GRU applies r
 // before W_hn, so its step is two GEMMs, each followed by its half of the gate math, and two
 // barriers.
 #include <algorithm>

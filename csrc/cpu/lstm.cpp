@@ -2,7 +2,7 @@
 // hidden units (its own, or those it claims each step), keeps their packed slices of w_ih and
 // w_hh in its own cache, and per step does their part of the input projection (a chunk of
 // steps at a time), of the recurrent GEMM and the fused gate pass; one barrier per step (two
-// with a projection, whose outputs are split too). One or two rows in all (T * B <= 2) run the
+// with a projection, whose outputs are split too). Up to three rows in all (T * B <= 3) run the
 // direct loops instead (direct_loop.hpp: no packing, on the caller's thread).
 // Backward ends in the weight-gradient GEMMs over all T*B rows.
 #include <algorithm>

@@ -1,5 +1,5 @@
 // Which time loop runs a cell's sequence (the LSTM without projection, the linear-before-reset
-// GRU): the direct loops for one or two rows in all (direct_loop.hpp), else the team's loops
+// GRU): the direct loops for up to three rows in all (direct_loop.hpp), else the team's loops
 // over packed panels (team_loop.hpp). The cells supply the rows (see team_forward and
 // team_backward); gates: the cell's gate blocks (4 or 3).
 #pragma once
