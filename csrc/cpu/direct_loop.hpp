@@ -64,8 +64,8 @@ void direct_backward(const T* w_hh, const StepOrder& order, int64_t steps, int64
   T* dh_cur = dh;
   T* dh_next = other.data();
   auto recurrent = [&](int64_t s) {  // step s's part of the gradient of the state before it
-    for (int64_t b = 0; b < batch; ++b)
-      gemv<T>(true, G, H, w_hh, H, dg_of(s) + b * G, T(1), dh_cur + b * H);
+    for (int64_t b = 0; b < batch; ++b)  // (a padding row's dg is zero: nothing to add)
+      if (order.valid(s, b)) gemv<T>(true, G, H, w_hh, H, dg_of(s) + b * G, T(1), dh_cur + b * H);
   };
   for (int64_t s = steps - 1; s >= 0; --s) {
     if (s + 1 < steps) recurrent(s + 1);
