@@ -17,7 +17,7 @@ LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 P = 67  # the projection's outputs are split across threads too
 
 
-def problem(cell, dtype, seed=0):
+def problem(cell, dtype, seed=0, T=T, B=B, H=H):
     G = 3 if cell.startswith("gru") else 4
     out = P if cell == "lstmp" else H
     rng = np.random.default_rng(seed)
@@ -51,6 +51,25 @@ def run(cell, p, threads, reverse, lengths):
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
 def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
     p = problem(cell, np.float32)
+    one = run(cell, p, 1, reverse, lengths)
+    for threads in (2, 3):
+        many = run(cell, p, threads, reverse, lengths)
+        for a, b in zip(one, many):
+            assert np.array_equal(a, b), f"{threads} threads differ from 1"
+
+
+# A few steps of a batch: at most 32 rows in all (T * B), the LSTM and GRU forwards read the
+# weights where they are instead of packing them; 16 rows of 150 units are enough work a step
+# (2^20 multiply-adds) for the units to be split even while the workers sleep.
+FEW = dict(T=2, B=16, H=150)
+FEW_LENGTHS = np.resize(np.array([2, 0, 1]), FEW["B"])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, FEW_LENGTHS])
+def test_few_steps_give_bitwise_identical_results(cell, reverse, lengths):
+    p = problem(cell, np.float32, **FEW)
     one = run(cell, p, 1, reverse, lengths)
     for threads in (2, 3):
         many = run(cell, p, threads, reverse, lengths)

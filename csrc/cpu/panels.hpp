@@ -40,6 +40,8 @@ struct PanelSet {
   std::vector<T, UninitAllocator<T>> data;  // [panels][k][lanes]
   std::vector<int64_t> col;  // first output column of each panel
   std::vector<int> width;    // valid columns of each panel (the last of a range may be short)
+  const T* unpacked = nullptr;  // or the weights in rows, unpacked (refer_gate_columns)
+  int64_t unpacked_ld = 0;      // their row stride
 
   PanelSet(int64_t k_, int lanes_) : k(k_), lanes(lanes_) {}
   int64_t count() const { return static_cast<int64_t>(col.size()); }
@@ -65,6 +67,18 @@ struct PanelSet {
     reserve_gate_columns(gates, c0, c1);
     for (int g = 0; g < gates; ++g)
       add_columns(w, n_stride, k_stride, g * stride + c0, g * stride + c1);
+  }
+
+  // The panels of add_gate_columns(w, ld, 1, ...) left unpacked: the same groups of columns,
+  // read from the weights in rows w[n * ld + i] where they are (StepKernels::row_gemm).
+  void refer_gate_columns(const T* w, int64_t ld, int gates, int64_t stride, int64_t c0,
+                          int64_t c1) {
+    unpacked = w, unpacked_ld = ld;
+    for (int g = 0; g < gates; ++g)
+      for (int64_t c = g * stride + c0; c < g * stride + c1; c += lanes) {
+        col.push_back(c);
+        width.push_back(static_cast<int>(std::min<int64_t>(lanes, g * stride + c1 - c)));
+      }
   }
 
   // Allocates (without touching) room for `gates` more ranges [c0, c1): a caller may reserve

@@ -17,6 +17,7 @@
 
 #include "gate_rows.hpp"
 #include "panel_gemm.hpp"
+#include "row_gemm.hpp"
 #include "fma_peak.hpp"
 
 namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA) {
@@ -35,6 +36,7 @@ const StepKernels<T> kKernels = {
     gru_backward_reset<T>,
     kPanelLanes<T>,
     panel_gemm<T>,
+    row_gemm<T>,
     fma_burst<T>,
 };
 

@@ -18,8 +18,9 @@ namespace fusedrnn::cpu {
 // How the time loop is split: each thread owns a range of hidden units (whole SIMD panels),
 // computes every gate of those units, and packs the recurrent weights it needs.
 // Which recurrent weights a plan packs: each loop needs one layout, or (the two-GEMM loops,
-// which pack their own) none.
-enum class Panels { forward, backward, none };
+// which pack their own) none. forward_unpacked: the forward's, left where they are (a few
+// steps, unpacked_weights_pay).
+enum class Panels { forward, forward_unpacked, backward, none };
 
 template <typename T>
 struct TeamPlan {
@@ -83,6 +84,10 @@ struct TeamPlan {
       pack_each(forward, gates, [&](int p, const Range& u) {
         forward[p].add_gate_columns(w_hh, k, 1, gates, hidden, u.begin, u.end);
       });
+    } else if (pack == Panels::forward_unpacked) {
+      forward.assign(parts, PanelSet<T>(k, lanes));
+      for (int p = 0; p < parts; ++p)
+        forward[p].refer_gate_columns(w_hh, k, gates, hidden, units[p].begin, units[p].end);
     } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
       backward.assign(parts, PanelSet<T>(gates * hidden, lanes));
       pack_each(backward, 1, [&](int p, const Range& u) {
@@ -93,9 +98,16 @@ struct TeamPlan {
 
   // Packs each part's rows of w_ih [gates*H, I] (all its units' gates), for StepProjection.
   // Null w_ih: none (the projection is computed before the loop); the sets stay empty.
-  TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes) && {
+  // unpacked: the same rows, left where they are (as Panels::forward_unpacked).
+  TeamPlan&& with_input(const T* w_ih, int gates, int64_t hidden, int64_t in, int lanes,
+                        bool unpacked = false) && {
     input.assign(units.size(), PanelSet<T>(in, lanes));
     if (!w_ih) return std::move(*this);
+    if (unpacked) {
+      for (size_t p = 0; p < units.size(); ++p)
+        input[p].refer_gate_columns(w_ih, in, gates, hidden, units[p].begin, units[p].end);
+      return std::move(*this);
+    }
     pack_each(input, gates, [&](int p, const Range& u) {
       input[p].add_gate_columns(w_ih, in, 1, gates, hidden, u.begin, u.end);
     });
@@ -133,6 +145,10 @@ void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_
                 const T* a, int64_t lda, T* c, int64_t ldc, bool accumulate,
                 const T* bias = nullptr) {
   if (panels.count() == 0) return;
+  if (panels.unpacked)
+    return kernels.row_gemm(rows, panels.k, a, lda, panels.unpacked, panels.unpacked_ld,
+                            panels.count(), panels.col.data(), panels.width.data(), bias, c,
+                            ldc, accumulate);
   kernels.panel_gemm(rows, panels.k, a, lda, panels.data.data(), panels.count(),
                      panels.col.data(), panels.width.data(), bias, c, ldc, accumulate);
 }
