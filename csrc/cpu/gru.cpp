@@ -68,14 +68,20 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const auto& kernels = cpu::step_kernels<T>();
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
+  const bool unpacked = cpu::unpacked_weights_pay(d.T_, d.B);
   cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes, cpu::Panels::forward, p.threads,
-                                     cpu::TeamPlan<T>::kLockstepWorkPerThread)
-                        .with_input(xproj.loop_weights(), 3, H, d.I, lanes);
+  const auto plan =
+      cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes,
+                       unpacked ? cpu::Panels::forward_unpacked : cpu::Panels::forward,
+                       p.threads, cpu::TeamPlan<T>::kLockstepWorkPerThread)
+          .with_input(xproj.loop_weights(), 3, H, d.I, lanes, unpacked);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);
-    reset.back().add_columns(p.w_hh, H, 1, 2 * H + u.begin, 2 * H + u.end);
+    if (unpacked)
+      reset.back().refer_gate_columns(p.w_hh, H, 1, H, 2 * H + u.begin, 2 * H + u.end);
+    else
+      reset.back().add_columns(p.w_hh, H, 1, 2 * H + u.begin, 2 * H + u.end);
   }
   std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
 
