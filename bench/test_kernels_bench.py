@@ -16,9 +16,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import PEERS, make_problem  # noqa: E402
 
-# The grid, then one step of one sequence (a cell's or a decoder's step: the direct loop).
+# The grid, then one step of one sequence (a cell's or a decoder's step: the direct loop)
+# and one step of 16 (a decoder's step over a batch: the team's loop on unpacked weights).
 SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128),
-          (1, 1, 256)]
+          (1, 1, 256), (1, 16, 256)]
 if os.environ.get("FUSEDRNN_BENCH_QUICK"):
     SHAPES = SHAPES[:2]
 
