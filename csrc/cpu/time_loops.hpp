@@ -35,7 +35,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
     return direct_forward(x, I, w_ih, bias, w_hh, order, steps, batch, H, G, y, state, row, pad);
   const auto& kernels = step_kernels<T>();
   const bool unpacked = unpacked_weights_pay(steps, batch);
-  StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads);
+  StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads, unpacked);
   const auto plan =
       TeamPlan<T>(w_hh, gates, H, H, batch, kernels.panel_lanes,
                   unpacked ? Panels::forward_unpacked : Panels::forward, threads,
