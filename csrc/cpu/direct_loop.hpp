@@ -1,6 +1,6 @@
-// The time loops for up to three rows in all (a step of up to three sequences, a few steps of one):
-// on the calling thread, with the weights as the caller holds them, BLAS matrix-vector products
-// a row. The team's loops pack the weights into panels first, a read and a write of each, which
+// The time loops for one row (the forward) or up to three (the backward: a step of up to three
+// sequences, a few steps of one): on the calling thread, with the weights as the caller holds
+// them, BLAS matrix-vector products a row. The team's loops pack the weights into panels first, a read and a write of each, which
 // many rows repay but a cell's or a decoder's step does not: LSTM T = 1, B = 1, H = 256 took
 // 0.15-0.22 ms on the team, most of it packing; ONNX Runtime, which packs its weights once per
 // session, took 0.06-0.08.
@@ -16,17 +16,21 @@
 
 namespace fusedrnn::cpu {
 
-// Where the direct loops beat the team's, forward inference, median ms team -> direct (2 threads,
-// float32, I = H): LSTM T = 1, B = 1: H = 128 0.041 -> 0.018, 256 0.219 -> 0.052, 512 0.517 ->
-// 0.204, 1024 14.5 -> 1.75; T = 2, B = 1: 0.067 -> 0.028, 0.185 -> 0.080, 0.481 -> 0.301, 13.9 ->
-// 3.3; T = 1, B = 2: 0.077 -> 0.047, 0.251 -> 0.130, 0.624 -> 0.460, 13.9 -> 3.4. GRU T = 1,
-// B = 1: 0.063 -> 0.026, 0.109 -> 0.053, 0.371 -> 0.126, 3.08 -> 0.94; T = 2: 0.096 -> 0.038,
-// 0.118 -> 0.089, 0.409 -> 0.261; T = 1, B = 2 (H = 256, 512): 0.220 -> 0.082, 0.446 -> 0.304.
-// Three rows were ahead or even: T = 3, B = 1 LSTM 1.3-2.9x, GRU 1.0-1.7x; T = 1, B = 3 1.06x.
-// Four or more were even or behind: T = 4, B = 1 0.84x at H = 256 (1.00x at 512); T = 2, B = 2
-// 0.78x; T = 1, B = 4 0.91x, B = 8 0.58x (each row reads the weights again, while the team's
-// panels pay and its two threads share the work).
-inline bool direct_loop_pays(int64_t steps, int64_t batch) { return steps * batch <= 3; }
+// Where the direct loops beat the team's, median ms team -> direct (2 threads, float32, I = H).
+// Forward inference, against the team's loop on packed panels: LSTM T = 1, B = 1: H = 128
+// 0.041 -> 0.018, 256 0.219 -> 0.052, 512 0.517 -> 0.204, 1024 14.5 -> 1.75; GRU 0.063 ->
+// 0.026, 0.109 -> 0.053, 0.371 -> 0.126, 3.08 -> 0.94. But against its loop on the weights
+// unpacked (up to 32 rows, time_loops.hpp), the direct forward wins at one row only, and not
+// always: lstm_cell at B = 1, direct against team, warm median ms H = 64 0.021 / 0.022, 256
+// 0.072 / 0.074, 512 0.231 / 0.176, 1024 1.71 / 1.18; cold (0.3 s apart) 256 0.464 / 0.415,
+// 1024 2.21 / 2.58 (the team's worker comes late). From two rows on the team's wins, direct ->
+// team: LSTM 1x2x256 0.114 -> 0.065, 1x3x256 0.153 -> 0.060, 3x1x256 0.116 -> 0.094, 1x3x512
+// 0.636 -> 0.190, 1x2x1024 3.62 -> 0.89; GRU 1x3x256 0.096 -> 0.039 (each row of the direct
+// loop reads the weights again, on one thread). The backward's team loop packs w_hh, so there the direct
+// loop wins up to three rows: LSTM training 1x1x1024 10.3 against 15.0 on the team; four or
+// more were even or behind (T = 4, B = 1 0.84x at H = 256; T = 2, B = 2 0.78x).
+inline bool direct_forward_pays(int64_t steps, int64_t batch) { return steps * batch <= 1; }
+inline bool direct_backward_pays(int64_t steps, int64_t batch) { return steps * batch <= 3; }
 
 // Forward as team_forward (the same row and pad calls), row by row: per valid step and batch
 // row, xr = w_ih x_t + bias and hproj = w_hh h, then the row. x [steps, B, I]; bias [G] or null.

@@ -1,7 +1,7 @@
 // Which time loop runs a cell's sequence (the LSTM without projection, the linear-before-reset
-// GRU): the direct loops for up to three rows in all (direct_loop.hpp), else the team's loops
-// (team_loop.hpp), over packed panels, or for the forward of up to 32 rows over the weights
-// unpacked (unpacked_weights_pay). The cells supply the rows (see team_forward and
+// GRU): the direct loops for one row forward and up to three backward (direct_loop.hpp), else
+// the team's loops (team_loop.hpp), over packed panels, or for the forward of up to 32 rows
+// over the weights unpacked (unpacked_weights_pay). The cells supply the rows (see team_forward and
 // team_backward); gates: the cell's gate blocks (4 or 3).
 #pragma once
 
@@ -31,7 +31,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
                   const StepOrder& order, int64_t steps, int64_t batch, int64_t H, int threads,
                   T* y, T* state, Row row, Pad pad) {
   const int64_t G = gates * H;
-  if (direct_loop_pays(steps, batch))
+  if (direct_forward_pays(steps, batch))
     return direct_forward(x, I, w_ih, bias, w_hh, order, steps, batch, H, G, y, state, row, pad);
   const auto& kernels = step_kernels<T>();
   const bool unpacked = unpacked_weights_pay(steps, batch);
@@ -49,7 +49,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
 template <typename T, typename Row>
 void backward_loop(const T* w_hh, int gates, const StepOrder& order, int64_t steps,
                    int64_t batch, int64_t H, int threads, const T* dy, T* dgh, T* dh, Row row) {
-  if (direct_loop_pays(steps, batch))
+  if (direct_backward_pays(steps, batch))
     return direct_backward(w_hh, order, steps, batch, H, gates, dy, dgh, dh, row);
   const TeamPlan<T> plan(w_hh, gates, H, H, batch, step_kernels<T>().panel_lanes,
                          Panels::backward, threads, TeamPlan<T>::kWorkPerThread,
