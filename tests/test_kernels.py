@@ -81,8 +81,8 @@ def test_sequence_matches_reference_hypothesis(variant, dtype, data):
 # (T, B, I, H): 1s, primes, a long sequence and one large enough for the BLAS to thread; one row
 # runs the direct forward, up to three rows in all (T * B <= 3) the direct backward
 # (csrc/cpu/direct_loop.hpp), not the team's; up to 32 the team's forward reads the weights
-# unpacked (row_gemm.hpp: blocks of 1-3 rows, 1, 4 or 8 columns, and k not a multiple of the
-# vector width among these sizes).
+# unpacked, and so does its backward for one or two steps (unpacked_gemm.hpp: blocks of 1-6
+# rows, 1, 4 or 8 columns, short groups, and k not a multiple of the vector width among these).
 FIXED_SIZES = [(1, 1, 1, 1), (2, 3, 5, 7), (13, 2, 3, 5), (5, 7, 11, 2), (50, 3, 4, 6),
                (17, 13, 31, 64), (1, 1, 6, 17), (2, 1, 9, 40), (1, 2, 5, 19), (3, 1, 4, 23),
                (4, 8, 33, 37), (1, 5, 20, 24), (8, 1, 16, 64)]

@@ -1,9 +1,9 @@
 // The time loops for one row (the forward) or up to three (the backward: a step of up to three
 // sequences, a few steps of one): on the calling thread, with the weights as the caller holds
-// them, BLAS matrix-vector products a row. The team's loops pack the weights into panels first, a read and a write of each, which
-// many rows repay but a cell's or a decoder's step does not: LSTM T = 1, B = 1, H = 256 took
-// 0.15-0.22 ms on the team, most of it packing; ONNX Runtime, which packs its weights once per
-// session, took 0.06-0.08.
+// them, BLAS matrix-vector products a row. The team's loops packed the weights into panels
+// first, a read and a write of each, which many rows repay but a cell's or a decoder's step
+// does not: LSTM T = 1, B = 1, H = 256 took 0.15-0.22 ms on the team, most of it packing; ONNX
+// Runtime, which packs its weights once per session, took 0.06-0.08.
 #pragma once
 
 #include <algorithm>
@@ -26,9 +26,9 @@ namespace fusedrnn::cpu {
 // 1024 2.21 / 2.58 (the team's worker comes late). From two rows on the team's wins, direct ->
 // team: LSTM 1x2x256 0.114 -> 0.065, 1x3x256 0.153 -> 0.060, 3x1x256 0.116 -> 0.094, 1x3x512
 // 0.636 -> 0.190, 1x2x1024 3.62 -> 0.89; GRU 1x3x256 0.096 -> 0.039 (each row of the direct
-// loop reads the weights again, on one thread). The backward's team loop packs w_hh, so there the direct
-// loop wins up to three rows: LSTM training 1x1x1024 10.3 against 15.0 on the team; four or
-// more were even or behind (T = 4, B = 1 0.84x at H = 256; T = 2, B = 2 0.78x).
+// loop reads the weights again, on one thread). The backward's team loop packed w_hh, so there
+// the direct loop won up to three rows: LSTM training 1x1x1024 10.3 against 15.0 on the team;
+// four or more were even or behind (T = 4, B = 1 0.84x at H = 256; T = 2, B = 2 0.78x).
 inline bool direct_forward_pays(int64_t steps, int64_t batch) { return steps * batch <= 1; }
 inline bool direct_backward_pays(int64_t steps, int64_t batch) { return steps * batch <= 3; }
 

@@ -30,7 +30,8 @@ struct UninitAllocator : std::allocator<T> {
   template <typename U>
   UninitAllocator(const UninitAllocator<U>&) noexcept {}
   T* allocate(size_t n) {
-    return cached(n) ? static_cast<T*>(allocate_buffer(n * sizeof(T))) : std::allocator<T>::allocate(n);
+    if (cached(n)) return static_cast<T*>(allocate_buffer(n * sizeof(T)));
+    return std::allocator<T>::allocate(n);
   }
   void deallocate(T* p, size_t n) noexcept {
     if (cached(n)) return free_buffer(p);
@@ -56,8 +57,9 @@ struct PanelSet {
   std::vector<T, UninitAllocator<T>> data;  // [panels][k][lanes]
   std::vector<int64_t> col;  // first output column of each panel
   std::vector<int> width;    // valid columns of each panel (the last of a range may be short)
-  const T* unpacked = nullptr;  // or the weights in rows, unpacked (refer_gate_columns)
+  const T* unpacked = nullptr;  // or the weights, unpacked (refer_gate_columns, refer_columns)
   int64_t unpacked_ld = 0;      // their row stride
+  bool unpacked_runs = false;   // refer_columns: a panel's columns are runs of a weight row
 
   PanelSet(int64_t k_, int lanes_) : k(k_), lanes(lanes_) {}
   int64_t count() const { return static_cast<int64_t>(col.size()); }
@@ -95,6 +97,13 @@ struct PanelSet {
         col.push_back(c);
         width.push_back(static_cast<int>(std::min<int64_t>(lanes, g * stride + c1 - c)));
       }
+  }
+
+  // The panels of add_columns(w, 1, ld, c0, c1) left unpacked: the same groups of columns,
+  // each row of a panel the run w[i * ld + c, i * ld + c + width) (StepKernels::column_gemm).
+  void refer_columns(const T* w, int64_t ld, int64_t c0, int64_t c1) {
+    refer_gate_columns(w, ld, 1, 0, c0, c1);
+    unpacked_runs = true;
   }
 
   // Allocates (without touching) room for `gates` more ranges [c0, c1): a caller may reserve

@@ -17,7 +17,7 @@
 
 #include "gate_rows.hpp"
 #include "panel_gemm.hpp"
-#include "row_gemm.hpp"
+#include "unpacked_gemm.hpp"
 #include "fma_peak.hpp"
 
 namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA) {
@@ -37,6 +37,7 @@ const StepKernels<T> kKernels = {
     kPanelLanes<T>,
     panel_gemm<T>,
     row_gemm<T>,
+    column_gemm<T>,
     fma_burst<T>,
 };
 

@@ -71,6 +71,13 @@ struct StepKernels {
                    int64_t count, const int64_t* col, const int* width, const T* bias, T* c,
                    int64_t ldc, bool accumulate);
 
+  // The backward's product on the weights as the caller holds them: c[:, j] (+)= sum_k a[:, k]
+  // * w[k * ldw + j] for the columns j of `count` groups (PanelSet::refer_columns), summed as
+  // panel_gemm sums them (the same bits).
+  void (*column_gemm)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw,
+                      int64_t count, const int64_t* col, const int* width, T* c, int64_t ldc,
+                      bool accumulate);
+
   // Diagnostics: `iterations` rounds of independent register-only FMAs at this level's vector
   // width (scale, step: their operands; sink: a checksum). Returns the FLOPs done, so that
   // FLOPs / seconds is the core's arithmetic peak (fma_peak_flops).

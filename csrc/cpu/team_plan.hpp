@@ -18,9 +18,9 @@ namespace fusedrnn::cpu {
 // How the time loop is split: each thread owns a range of hidden units (whole SIMD panels),
 // computes every gate of those units, and packs the recurrent weights it needs.
 // Which recurrent weights a plan packs: each loop needs one layout, or (the two-GEMM loops,
-// which pack their own) none. forward_unpacked: the forward's, left where they are (a few
-// steps, unpacked_weights_pay).
-enum class Panels { forward, forward_unpacked, backward, none };
+// which pack their own) none. forward_unpacked, backward_unpacked: the same, left where they
+// are (a few steps, unpacked_weights_pay).
+enum class Panels { forward, forward_unpacked, backward, backward_unpacked, none };
 
 template <typename T>
 struct TeamPlan {
@@ -88,6 +88,10 @@ struct TeamPlan {
       forward.assign(parts, PanelSet<T>(k, lanes));
       for (int p = 0; p < parts; ++p)
         forward[p].refer_gate_columns(w_hh, k, gates, hidden, units[p].begin, units[p].end);
+    } else if (pack == Panels::backward_unpacked) {
+      backward.assign(parts, PanelSet<T>(gates * hidden, lanes));
+      for (int p = 0; p < parts; ++p)
+        backward[p].refer_columns(w_hh, k, units[p].begin, units[p].end);
     } else if (pack == Panels::backward) {  // dh[:, u] = dG @ w_hh[:, u], over all G*H rows
       backward.assign(parts, PanelSet<T>(gates * hidden, lanes));
       pack_each(backward, 1, [&](int p, const Range& u) {
@@ -145,6 +149,10 @@ void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_
                 const T* a, int64_t lda, T* c, int64_t ldc, bool accumulate,
                 const T* bias = nullptr) {
   if (panels.count() == 0) return;
+  if (panels.unpacked && panels.unpacked_runs)
+    return kernels.column_gemm(rows, panels.k, a, lda, panels.unpacked, panels.unpacked_ld,
+                               panels.count(), panels.col.data(), panels.width.data(), c, ldc,
+                               accumulate);
   if (panels.unpacked)
     return kernels.row_gemm(rows, panels.k, a, lda, panels.unpacked, panels.unpacked_ld,
                             panels.count(), panels.col.data(), panels.width.data(), bias, c,

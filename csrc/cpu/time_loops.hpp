@@ -1,8 +1,8 @@
 // Which time loop runs a cell's sequence (the LSTM without projection, the linear-before-reset
 // GRU): the direct loops for one row forward and up to three backward (direct_loop.hpp), else
-// the team's loops (team_loop.hpp), over packed panels, or for the forward of up to 32 rows
-// over the weights unpacked (unpacked_weights_pay). The cells supply the rows (see team_forward and
-// team_backward); gates: the cell's gate blocks (4 or 3).
+// the team's loops (team_loop.hpp), over packed panels, or for a few rows over the weights
+// unpacked (unpacked_weights_pay, unpacked_backward_pays). The cells supply the rows (see
+// team_forward and team_backward); gates: the cell's gate blocks (4 or 3).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,15 @@ namespace fusedrnn::cpu {
 // on, even or behind: LSTM 1x64x256 0.93x, 4x16x256 0.94x, 8x16x256 0.85x (4x16x512 1.07x).
 // A rule of the sizes only, so that every thread count (and training) gets the same bits.
 inline bool unpacked_weights_pay(int64_t steps, int64_t batch) { return steps * batch <= 32; }
+
+// The same for the backward's w_hh (StepKernels::column_gemm), whose runs of columns come from
+// rows far apart: it pays for one or two steps only. Median ms, packed -> unpacked: LSTM
+// 1x4x256 0.361 -> 0.300, 1x16x256 0.547 -> 0.485, 2x4x512 2.17 -> 1.70, 1x8x1024 10.9 -> 9.0;
+// GRU 1x8x1024 7.6 -> 6.4; even at 2x16x256 and 1x32x256 (1.00-1.02x); behind at 4x1x256
+// (0.90x) and 4x4x1024 (0.86x).
+inline bool unpacked_backward_pays(int64_t steps, int64_t batch) {
+  return steps <= 2 && unpacked_weights_pay(steps, batch);
+}
 
 // x [steps, batch, I]; bias [gates * H] or null, added to the input projection; state [B, H]
 // holds h0 on entry and the final state on exit.
@@ -51,9 +60,10 @@ void backward_loop(const T* w_hh, int gates, const StepOrder& order, int64_t ste
                    int64_t batch, int64_t H, int threads, const T* dy, T* dgh, T* dh, Row row) {
   if (direct_backward_pays(steps, batch))
     return direct_backward(w_hh, order, steps, batch, H, gates, dy, dgh, dh, row);
+  const bool unpacked = unpacked_backward_pays(steps, batch);
   const TeamPlan<T> plan(w_hh, gates, H, H, batch, step_kernels<T>().panel_lanes,
-                         Panels::backward, threads, TeamPlan<T>::kWorkPerThread,
-                         /*claimed=*/true);
+                         unpacked ? Panels::backward_unpacked : Panels::backward, threads,
+                         TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
   team_backward(plan, order, steps, batch, H, gates, dy, dgh, dh, row);
 }
 

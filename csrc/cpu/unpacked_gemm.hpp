@@ -1,8 +1,10 @@
-// The GEMM on weights in rows, as the caller holds them (included by step_kernels.cpp only,
-// once per SIMD level): each output column is a dot product of an input row with a weight
-// row, k contiguous values each. It packs nothing, so it serves the loops of a few steps,
-// where packing the weights into panels (a read and a write of each) would cost more than the
-// panels save (time_loops.hpp, unpacked_weights_pay).
+// The GEMMs on the weights as the caller holds them (included by step_kernels.cpp only, once
+// per SIMD level). row_gemm: each output column is a dot product of an input row with a
+// weight row, k contiguous values each (the forward's w_ih and w_hh). column_gemm: the output
+// columns are runs of contiguous columns of the weights (the backward's w_hh). They pack
+// nothing, so they serve the loops of a few steps, where packing the weights into panels (a
+// read and a write of each) would cost more than the panels save (time_loops.hpp,
+// unpacked_weights_pay).
 #pragma once
 
 #include <cstdint>
@@ -62,8 +64,10 @@ FUSEDRNN_HD typename Quad<T>::type lane_sums(V a, V b, V c, V d) {
   using Q = typename Quad<T>::type;
   const Q qa = to_quad<T>(a), qb = to_quad<T>(b), qc = to_quad<T>(c), qd = to_quad<T>(d);
   // [a0 + a1, a2 + a3, b0 + b1, b2 + b3], then the same of those pairs
-  const Q ab = __builtin_shufflevector(qa, qb, 0, 2, 4, 6) + __builtin_shufflevector(qa, qb, 1, 3, 5, 7);
-  const Q cd = __builtin_shufflevector(qc, qd, 0, 2, 4, 6) + __builtin_shufflevector(qc, qd, 1, 3, 5, 7);
+  const Q ab = __builtin_shufflevector(qa, qb, 0, 2, 4, 6) +
+               __builtin_shufflevector(qa, qb, 1, 3, 5, 7);
+  const Q cd = __builtin_shufflevector(qc, qd, 0, 2, 4, 6) +
+               __builtin_shufflevector(qc, qd, 1, 3, 5, 7);
   return __builtin_shufflevector(ab, cd, 0, 2, 4, 6) + __builtin_shufflevector(ab, cd, 1, 3, 5, 7);
 }
 
@@ -194,6 +198,89 @@ void row_gemm(int64_t rows, int64_t k, const T* a, int64_t lda, const T* w, int6
     else
       row_group<T, 4>(col[p], col[p] + width[p], rows, k, a, lda, w, ldw, bias, c, ldc,
                       accumulate);
+  }
+}
+
+// R input rows by one group of up to L = kPanelLanes columns (two vectors): 2 R accumulators,
+// summed over k in order, as panel_block sums a packed panel (so the same bits). A whole group
+// is two vector loads a row of w; a short one (the last columns of w) is read lane by lane,
+// never past its end.
+template <typename T, int R, bool kWhole>
+FUSEDRNN_HD void column_block(int64_t k, const T* __restrict a, int64_t lda,
+                              const T* __restrict w, int64_t ldw, int width, T* c, int64_t ldc,
+                              bool accumulate) {
+  using V = typename Vec<T>::type;
+  constexpr int L = kPanelLanes<T>, VL = L / 2;
+  V acc0[R], acc1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V{};
+  for (int64_t i = 0; i < k; ++i) {
+    V w0, w1;
+    if (kWhole) {
+      std::memcpy(&w0, w + i * ldw, sizeof w0);
+      std::memcpy(&w1, w + i * ldw + VL, sizeof w1);
+    } else {
+      T lanes[L] = {};
+      for (int l = 0; l < width; ++l) lanes[l] = w[i * ldw + l];
+      std::memcpy(&w0, lanes, sizeof w0);
+      std::memcpy(&w1, lanes + VL, sizeof w1);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const T av = a[r * lda + i];
+      acc0[r] += av * w0;
+      acc1[r] += av * w1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    T out[L];
+    std::memcpy(out, &acc0[r], sizeof(V));
+    std::memcpy(out + VL, &acc1[r], sizeof(V));
+    T* cr = c + r * ldc;
+    for (int l = 0; l < width; ++l) cr[l] = accumulate ? cr[l] + out[l] : out[l];
+  }
+}
+
+// Every row block (6 rows: 12 accumulators, then 4, then the last 1-3) against one group,
+// whose k runs stay in L1 or L2 meanwhile.
+template <typename T, bool kWhole>
+FUSEDRNN_HD void column_group(int64_t rows, int64_t k, const T* a, int64_t lda, const T* w,
+                              int64_t ldw, int width, T* c, int64_t ldc, bool accumulate) {
+  int64_t r = 0;
+  for (; rows - r >= 6 && rows - r != 8; r += 6)
+    column_block<T, 6, kWhole>(k, a + r * lda, lda, w, ldw, width, c + r * ldc, ldc, accumulate);
+  for (; rows - r >= 4; r += 4)
+    column_block<T, 4, kWhole>(k, a + r * lda, lda, w, ldw, width, c + r * ldc, ldc, accumulate);
+  switch (rows - r) {
+    case 3:
+      return column_block<T, 3, kWhole>(k, a + r * lda, lda, w, ldw, width, c + r * ldc, ldc,
+                                        accumulate);
+    case 2:
+      return column_block<T, 2, kWhole>(k, a + r * lda, lda, w, ldw, width, c + r * ldc, ldc,
+                                        accumulate);
+    case 1:
+      return column_block<T, 1, kWhole>(k, a + r * lda, lda, w, ldw, width, c + r * ldc, ldc,
+                                        accumulate);
+    default:
+      return;
+  }
+}
+
+// c[r, j] (+)= sum_i a[r, i] * w[i * ldw + j], for the columns j of each of `count` groups
+// [col[p], col[p] + width[p]) (a PanelSet's panels of a backward layout, left unpacked), r <
+// rows.
+template <typename T>
+void column_gemm(int64_t rows, int64_t k, const T* a, int64_t lda, const T* w, int64_t ldw,
+                 int64_t count, const int64_t* col, const int* width, T* c, int64_t ldc,
+                 bool accumulate) {
+  for (int64_t p = 0; p < count; ++p) {
+    if (width[p] == kPanelLanes<T>)
+      column_group<T, true>(rows, k, a, lda, w + col[p], ldw, width[p], c + col[p], ldc,
+                            accumulate);
+    else
+      column_group<T, false>(rows, k, a, lda, w + col[p], ldw, width[p], c + col[p], ldc,
+                             accumulate);
   }
 }
 
