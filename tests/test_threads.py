@@ -58,9 +58,10 @@ def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
             assert np.array_equal(a, b), f"{threads} threads differ from 1"
 
 
-# A few steps of a batch: at most 32 rows in all (T * B), the forwards read the weights where
-# they are instead of packing them; 16 rows of 250 units are enough work a step (2^20
-# multiply-adds) for the units to be split even while the workers sleep.
+# A few steps of a batch: at most 32 rows in all (T * B), the forwards (and for one or two
+# steps the backwards of the LSTM and GRU) read the weights where they are instead of packing
+# them; 16 rows of 250 units are enough work a step (2^20 multiply-adds) for the units to be
+# split even while the workers sleep.
 FEW = dict(T=2, B=16, H=250)
 FEW_LENGTHS = np.resize(np.array([2, 0, 1]), FEW["B"])
 

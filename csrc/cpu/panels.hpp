@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -17,9 +18,11 @@ namespace fusedrnn::cpu {
 // An allocator whose resize(n) leaves new elements uninitialised: packing writes every
 // element anyway, and zero-filling first cost a quarter of the packing time. Blocks from 1 MiB
 // on come from the buffer cache, so that the next call's panels reuse the pages: from malloc,
-// a call that packed 1 MiB or more a part faulted them in afresh each time (float64 LSTM,
-// 2 threads: 100x1x256 992 faults and 7.9 ms a call -> 0 and 4.9; 2x64x256 1056 and 8.3 ->
-// 5 and 5.2). Smaller ones stay with the heap, which kept their pages.
+// a call that packed 1 MiB or more a part faulted them in afresh each time (LSTM inference,
+// 2 threads, faults and ms a call: float32 100x1x1024 4,085 and 33.7-39.9 -> 0-1 and
+// 29.9-33.4; float64 100x1x256 992 and 7.9 -> 0 and 4.9). Smaller blocks stay with the heap,
+// which mostly keeps their pages (but not always: float64 2x64x256, sixteen parts of 128 KiB,
+// still faulted 1,056 pages a call).
 template <typename T>
 struct UninitAllocator : std::allocator<T> {
   template <typename U>
@@ -37,9 +40,6 @@ struct UninitAllocator : std::allocator<T> {
     if (cached(n)) return free_buffer(p);
     std::allocator<T>::deallocate(p, n);
   }
-
- private:
-  static bool cached(size_t n) { return n * sizeof(T) >= (size_t(1) << 20); }
   template <typename U>
   void construct(U* p) noexcept {
     ::new (static_cast<void*>(p)) U;
@@ -48,7 +48,14 @@ struct UninitAllocator : std::allocator<T> {
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
+
+ private:
+  static bool cached(size_t n) { return n * sizeof(T) >= (size_t(1) << 20); }
 };
+// A construct() out of reach (private) would not fail: std::vector would value-initialise
+// instead, and zero every packed element again (1 MiB of panels 38.8 -> 51.5 us).
+static_assert(std::is_void_v<decltype(std::declval<UninitAllocator<float>&>().construct(
+                  std::declval<float*>()))>);
 
 template <typename T>
 struct PanelSet {
