@@ -25,16 +25,20 @@ def make_problem(cell, T, B, H, I=None, dtype=np.float32, seed=0):
 
 
 def make_fusedrnn(cell, p):
+    """Also "inference packed": inference on weights packed once (fusedrnn.pack_weights)."""
+    packed = fusedrnn.pack_weights(p["w_ih"], p["w_hh"])
     if cell == "lstm":
         def train():
             y, _, _, saved = fusedrnn.lstm_forward(**p, training=True)
             fusedrnn.lstm_backward(saved, np.ones_like(y))
-        return {"inference": lambda: fusedrnn.lstm_forward(**p), "training": train}
+        return {"inference": lambda: fusedrnn.lstm_forward(**p), "training": train,
+                "inference packed": lambda: fusedrnn.lstm_forward(**p, packed=packed)}
 
     def train():
         y, _, saved = fusedrnn.gru_forward(**p, training=True)
         fusedrnn.gru_backward(saved, np.ones_like(y))
-    return {"inference": lambda: fusedrnn.gru_forward(**p), "training": train}
+    return {"inference": lambda: fusedrnn.gru_forward(**p), "training": train,
+            "inference packed": lambda: fusedrnn.gru_forward(**p, packed=packed)}
 
 
 def make_reference(cell, p):

@@ -17,24 +17,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import PEERS, make_problem  # noqa: E402
 
 # The grid, then one step of one sequence (a cell's or a decoder's step: the direct loop)
-# and one step of 16 (a decoder's step over a batch: the team's loop on unpacked weights).
+# and steps of 16 and 64 (a decoder's step over a batch: the team's loop on unpacked weights,
+# or on panels, unless packed once).
 SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128),
-          (1, 1, 256), (1, 16, 256)]
+          (1, 1, 256), (1, 16, 256), (1, 64, 256)]
 if os.environ.get("FUSEDRNN_BENCH_QUICK"):
     SHAPES = SHAPES[:2]
 
 
-@pytest.mark.parametrize("peer", ["fusedrnn", "torch", "onnxruntime"])
+# fusedrnn-packed: fusedrnn's inference on weights packed once (pack_weights), as a decoder or
+# a server calls it again and again.
+@pytest.mark.parametrize("peer", ["fusedrnn", "fusedrnn-packed", "torch", "onnxruntime"])
 @pytest.mark.parametrize("mode", ["inference", "training"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_kernel(benchmark, cell, shape, mode, peer):
     T, B, H = shape
+    name, _, variant = peer.partition("-")
     try:
-        runners = PEERS[peer](cell, make_problem(cell, T, B, H))
+        runners = PEERS[name](cell, make_problem(cell, T, B, H))
     except ImportError:
         pytest.skip(f"{peer} is not installed")
-    if mode not in runners:
+    key = f"{mode} {variant}" if variant else mode
+    if key not in runners:
         pytest.skip(f"{peer} has no {mode}")
     benchmark.group = f"{cell} {mode} {T}x{B}x{H}"
-    benchmark(runners[mode])
+    benchmark(runners[key])

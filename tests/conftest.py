@@ -239,9 +239,10 @@ def make_problem(rng, kind, T, B, I, H, *, P=0, dtype=np.float64, b_ih=True, b_h
 # --------------------------------------------------------------------------------------
 
 
-def kernel_forward(p, training=True, **override):
+def kernel_forward(p, training=True, packed=None, **override):
     """fusedrnn's forward on ``p``; returns (outputs dict, saved). ``override`` replaces
-    any argument (used to pass re-laid-out copies of the inputs)."""
+    any argument (used to pass re-laid-out copies of the inputs); ``packed``: the forward's
+    ``packed`` argument (pack_weights)."""
     a = dict(x=p.x, w_ih=p.w_ih, w_hh=p.w_hh, b_ih=p.b_ih, b_hh=p.b_hh, h0=p.h0,
              lengths=p.lengths)
     if p.kind == "lstm":
@@ -249,12 +250,14 @@ def kernel_forward(p, training=True, **override):
         a.update(override)
         y, hn, cn, saved = fusedrnn.lstm_forward(
             a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], a["h0"], a["c0"],
-            w_hr=a["w_hr"], lengths=a["lengths"], reverse=p.reverse, training=training)
+            w_hr=a["w_hr"], lengths=a["lengths"], reverse=p.reverse, training=training,
+            packed=packed)
         return dict(y=y, hn=hn, cn=cn), saved
     a.update(override)
     y, hn, saved = fusedrnn.gru_forward(
         a["x"], a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], a["h0"], lengths=a["lengths"],
-        reverse=p.reverse, linear_before_reset=p.linear_before_reset, training=training)
+        reverse=p.reverse, linear_before_reset=p.linear_before_reset, training=training,
+        packed=packed)
     return dict(y=y, hn=hn), saved
 
 

@@ -6,4 +6,5 @@
 namespace fusedrnn::bind {
 void bind_lstm(pybind11::module_& m);
 void bind_gru(pybind11::module_& m);
+void bind_packed(pybind11::module_& m);
 }  // namespace fusedrnn::bind

@@ -3,6 +3,7 @@
 
 #include "checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
+#include "packed.hpp"
 #include "saved.hpp"
 
 namespace fusedrnn::bind {
@@ -12,7 +13,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle lengths_obj, bool reverse, bool linear_before_reset,
-                  bool training, int threads, py::handle out) {
+                  bool training, int threads, py::handle out, py::handle packed) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(3*H, H)");
@@ -35,6 +36,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh);
   p.lengths = ptr(lengths), p.reverse = reverse, p.linear_before_reset = linear_before_reset;
   p.threads = threads;
+  p.packed = packed_of<T>(packed);
 
   auto y = output<T>("out[0] (y)", out_item(out, 2, 0, "(y, hn)"), {{"T", T_}, {"B", B}, {"H", H}});
   auto hn = output<T>("out[1] (hn)", out_item(out, 2, 1, "(y, hn)"), {{"B", B}, {"H", H}});
@@ -121,17 +123,18 @@ void bind_gru(py::module_& m) {
       "gru_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle lengths, bool reverse, bool linear_before_reset,
-         bool training, int threads, py::handle out) {
+         bool training, int threads, py::handle out, py::handle packed) {
         return is_double("x", x) ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
                                                    reverse, linear_before_reset, training,
-                                                   threads, out)
+                                                   threads, out, packed)
                                  : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, lengths,
                                                   reverse, linear_before_reset, training,
-                                                  threads, out);
+                                                  threads, out, packed);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("lengths"), py::arg("reverse"), py::arg("linear_before_reset"),
-      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none());
+      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none(),
+      py::arg("packed") = py::none());
 
   m.def(
       "gru_backward",

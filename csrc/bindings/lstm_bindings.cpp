@@ -3,6 +3,7 @@
 
 #include "checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
+#include "packed.hpp"
 #include "saved.hpp"
 
 namespace fusedrnn::bind {
@@ -12,7 +13,7 @@ template <typename T>
 py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
                   py::handle b_ih_obj, py::handle b_hh_obj, py::handle h0_obj,
                   py::handle c0_obj, py::handle w_hr_obj, py::handle lengths_obj, bool reverse,
-                  bool training, int threads, py::handle out) {
+                  bool training, int threads, py::handle out, py::handle packed) {
   const auto xs = shape_of("x", x_obj, 3, "(T, B, I)");
   const int64_t T_ = xs[0], B = xs[1], I = xs[2];
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(4*H, P)");
@@ -40,6 +41,7 @@ py::tuple forward(py::handle x_obj, py::handle w_ih_obj, py::handle w_hh_obj,
   p.x = x.data(), p.w_ih = w_ih.data(), p.w_hh = w_hh.data();
   p.b_ih = ptr(b_ih), p.b_hh = ptr(b_hh), p.w_hr = ptr(w_hr);
   p.lengths = ptr(lengths), p.reverse = reverse, p.threads = threads;
+  p.packed = packed_of<T>(packed);
 
   const char* form = "(y, hn, cn)";
   auto y = output<T>("out[0] (y)", out_item(out, 3, 0, form), {{"T", T_}, {"B", B}, {out_name, P}});
@@ -140,16 +142,17 @@ void bind_lstm(py::module_& m) {
       "lstm_forward",
       [](py::handle x, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          py::handle h0, py::handle c0, py::handle w_hr, py::handle lengths, bool reverse,
-         bool training, int threads, py::handle out) {
+         bool training, int threads, py::handle out, py::handle packed) {
         return is_double("x", x)
                    ? forward<double>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                     training, threads, out)
+                                     training, threads, out, packed)
                    : forward<float>(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, reverse,
-                                    training, threads, out);
+                                    training, threads, out, packed);
       },
       py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
       py::arg("h0"), py::arg("c0"), py::arg("w_hr"), py::arg("lengths"), py::arg("reverse"),
-      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none());
+      py::arg("training"), py::arg("threads") = 0, py::arg("out") = py::none(),
+      py::arg("packed") = py::none());
 
   m.def(
       "lstm_backward",

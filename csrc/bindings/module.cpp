@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedrnn CPU kernels (private: use the fusedrnn package)";
   fusedrnn::bind::bind_lstm(m);
   fusedrnn::bind::bind_gru(m);
+  fusedrnn::bind::bind_packed(m);
   m.def("set_num_threads", &fusedrnn::set_num_threads, pybind11::arg("n"));
   m.def("get_num_threads", &fusedrnn::get_num_threads);
   m.def("cpu_simd_level", &fusedrnn::cpu_simd_level);

@@ -2,6 +2,8 @@
 // hundred nanoseconds a call: nothing next to one time step.
 #include "argument_checks.hpp"
 
+#include "packed_weights.hpp"
+
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -161,6 +163,21 @@ void check_common_sizes(int64_t steps, int64_t batch, int64_t input, int64_t hid
   fits_blas("x", "I", input);
 }
 
+// A call's `packed` was packed from its own w_ih and w_hh, for its cell and sizes.
+template <typename T>
+void check_packed(const PackedWeights<T>* w, int gates, int64_t hidden, int64_t input,
+                  const T* w_ih, const T* w_hh) {
+  if (!w) return;
+  auto sizes = [](int g, int64_t h, int64_t i) {
+    return "gates=" + std::to_string(g) + ", H=" + std::to_string(h) + ", I=" + std::to_string(i);
+  };
+  if (w->gates != gates || w->hidden != hidden || w->input != input)
+    fail("packed: expected weights packed for " + sizes(gates, hidden, input) + ", got " +
+         sizes(w->gates, w->hidden, w->input));
+  if (w->w_ih != w_ih || w->w_hh != w_hh)
+    fail("packed: packed from other arrays than this call's w_ih and w_hh");
+}
+
 }  // namespace
 
 template <typename T>
@@ -199,6 +216,8 @@ void check_forward(const LstmProblem<T>& p, const T* h0, const T* c0, const T* y
   if (saved) append(outputs, lstm_saved(p, *saved));
   check_arrays(inputs, outputs);
   check_lengths(p.lengths, B, T_);
+  if (p.packed && p.w_hr) fail("packed: not for an LSTM with projection (w_hr)");
+  check_packed(p.packed, 4, H, p.input, p.w_ih, p.w_hh);
 }
 
 template <typename T>
@@ -238,6 +257,8 @@ void check_forward(const GruProblem<T>& p, const T* h0, const T* y, const T* hn,
   if (saved) append(outputs, gru_saved(p, *saved));
   check_arrays(inputs, outputs);
   check_lengths(p.lengths, B, T_);
+  if (p.packed && !p.linear_before_reset) fail("packed: not for linear_before_reset=False");
+  check_packed(p.packed, 3, H, p.input, p.w_ih, p.w_hh);
 }
 
 template <typename T>
@@ -271,6 +292,20 @@ void check_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* d
 FUSEDRNN_CHECKS(float)
 FUSEDRNN_CHECKS(double)
 #undef FUSEDRNN_CHECKS
+
+// pack_weights' arguments: a cell's gate count, sizes within the BLAS's, the weights there.
+template <typename T>
+void check_packing(const T* w_ih, const T* w_hh, int gates, int64_t hidden, int64_t input) {
+  if (gates != 3 && gates != 4)
+    fail("gates: expected 3 (GRU) or 4 (LSTM), got " + std::to_string(gates));
+  check_common_sizes(1, 1, input, hidden, gates);
+  const std::string g = std::to_string(gates) + "*H";
+  check_arrays({{"w_ih", w_ih, {{g.c_str(), gates * hidden}, {"I", input}}, sizeof(T)},
+                {"w_hh", w_hh, {{g.c_str(), gates * hidden}, {"H", hidden}}, sizeof(T)}},
+               {});
+}
+template void check_packing<float>(const float*, const float*, int, int64_t, int64_t);
+template void check_packing<double>(const double*, const double*, int, int64_t, int64_t);
 
 }  // namespace cpu
 

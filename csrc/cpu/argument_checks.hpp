@@ -4,6 +4,8 @@
 // passes these messages on unchanged, as ValueError).
 #pragma once
 
+#include <cstdint>
+
 #include "fusedrnn/fusedrnn.hpp"
 
 namespace fusedrnn::cpu {
@@ -20,5 +22,8 @@ void check_forward(const GruProblem<T>& p, const T* h0, const T* y, const T* hn,
 template <typename T>
 void check_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
                     const T* dhn, const GruGrads<T>& g);
+
+template <typename T>
+void check_packing(const T* w_ih, const T* w_hh, int gates, int64_t hidden, int64_t input);
 
 }  // namespace fusedrnn::cpu

@@ -55,8 +55,8 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
     T* sh = row_at(saved->h_prev, order, s, b, d.B, H) + u.begin;
     std::fill(sh, sh + u.size(), T(0));
   };
-  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 3, order, d.T_, d.B, H, p.threads, y, hn,
-                    row, pad);
+  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 3, p.packed, order, d.T_, d.B, H,
+                    p.threads, y, hn, row, pad);
 }
 
 // The original GRU on the team: per step, each thread's r, z columns of h @ w_hh[:2H]^T and

@@ -61,8 +61,8 @@ void forward_team(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder
     std::fill(sc, sc + u.size(), T(0));
     std::fill(sh, sh + u.size(), T(0));
   };
-  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 4, order, d.T_, d.B, H, p.threads, y, hn,
-                    row, pad);
+  cpu::forward_loop(p.x, d.I, p.w_ih, bias, p.w_hh, 4, p.packed, order, d.T_, d.B, H,
+                    p.threads, y, hn, row, pad);
 }
 
 // With a projection the state h has P values and the step has a second GEMM, h = w_hr h_tilde.

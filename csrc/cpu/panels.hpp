@@ -1,6 +1,6 @@
 // Recurrent weights packed into the panel layout of the step kernels' GEMM: for each group of
 // `lanes` output columns, k rows of `lanes` values, contiguous. Packed once per call and per
-// thread, for the columns that thread computes.
+// part, for the columns that part computes, or once for many calls (PackedWeights).
 #pragma once
 
 #include <algorithm>
@@ -67,9 +67,19 @@ struct PanelSet {
   const T* unpacked = nullptr;  // or the weights, unpacked (refer_gate_columns, refer_columns)
   int64_t unpacked_ld = 0;      // their row stride
   bool unpacked_runs = false;   // refer_columns: a panel's columns are runs of a weight row
+  const T* elsewhere = nullptr;  // or panels packed once for many calls (refer_panels)
 
   PanelSet(int64_t k_, int lanes_) : k(k_), lanes(lanes_) {}
   int64_t count() const { return static_cast<int64_t>(col.size()); }
+  const T* panels() const { return elsewhere ? elsewhere : data.data(); }
+
+  // Panels [first, first + n) of `all`, read where they are: a part's share of the panels
+  // packed once for many calls (PackedWeights).
+  void refer_panels(const PanelSet& all, int64_t first, int64_t n) {
+    elsewhere = all.panels() + first * k * lanes;
+    col.assign(all.col.begin() + first, all.col.begin() + first + n);
+    width.assign(all.width.begin() + first, all.width.begin() + first + n);
+  }
 
   // Appends panels for output columns [c0, c1) of weights w, whose value for output column n
   // and reduction index i is w[n * n_stride + i * k_stride]. Missing lanes are zero.

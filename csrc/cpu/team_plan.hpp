@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "packed_weights.hpp"
 #include "panels.hpp"
 #include "part_claims.hpp"
 #include "scratch.hpp"
@@ -118,6 +119,20 @@ struct TeamPlan {
     return std::move(*this);
   }
 
+  // Each part's panels from weights packed once for many calls, read where they are: w_hh's,
+  // and w_ih's where the loop projects the input itself (input: StepProjection::loop_weights).
+  // For a plan built with Panels::none.
+  TeamPlan&& with_packed(const PackedWeights<T>& w, bool input_panels) && {
+    forward.assign(units.size(), PanelSet<T>(w.hh.k, w.hh.lanes));
+    input.assign(units.size(), PanelSet<T>(w.ih.k, w.ih.lanes));
+    for (size_t p = 0; p < units.size(); ++p) {
+      const auto [first, n] = w.panels_of(units[p]);
+      forward[p].refer_panels(w.hh, first, n);
+      if (input_panels) input[p].refer_panels(w.ih, first, n);
+    }
+    return std::move(*this);
+  }
+
  private:
   // How many parts a two-thread loop's threads claim (kClaimedParts): 2 for none claimed.
   static int claimed_parts(int64_t work, int64_t hidden, int lanes) {
@@ -157,7 +172,7 @@ void panel_gemm(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_
     return kernels.row_gemm(rows, panels.k, a, lda, panels.unpacked, panels.unpacked_ld,
                             panels.count(), panels.col.data(), panels.width.data(), bias, c,
                             ldc, accumulate);
-  kernels.panel_gemm(rows, panels.k, a, lda, panels.data.data(), panels.count(),
+  kernels.panel_gemm(rows, panels.k, a, lda, panels.panels(), panels.count(),
                      panels.col.data(), panels.width.data(), bias, c, ldc, accumulate);
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "direct_loop.hpp"
 #include "team_loop.hpp"
@@ -34,22 +35,29 @@ inline bool unpacked_backward_pays(int64_t steps, int64_t batch) {
 }
 
 // x [steps, batch, I]; bias [gates * H] or null, added to the input projection; state [B, H]
-// holds h0 on entry and the final state on exit.
+// holds h0 on entry and the final state on exit. packed: w_ih and w_hh packed once for many
+// calls (PackedWeights), or null: then the team packs them, or for a few rows reads them
+// unpacked. The direct loop reads them unpacked either way.
 template <typename T, typename Row, typename Pad>
 void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* w_hh, int gates,
-                  const StepOrder& order, int64_t steps, int64_t batch, int64_t H, int threads,
-                  T* y, T* state, Row row, Pad pad) {
+                  const PackedWeights<T>* packed, const StepOrder& order, int64_t steps,
+                  int64_t batch, int64_t H, int threads, T* y, T* state, Row row, Pad pad) {
   const int64_t G = gates * H;
   if (direct_forward_pays(steps, batch))
     return direct_forward(x, I, w_ih, bias, w_hh, order, steps, batch, H, G, y, state, row, pad);
   const auto& kernels = step_kernels<T>();
-  const bool unpacked = unpacked_weights_pay(steps, batch);
-  StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads, unpacked);
-  const auto plan =
-      TeamPlan<T>(w_hh, gates, H, H, batch, kernels.panel_lanes,
-                  unpacked ? Panels::forward_unpacked : Panels::forward, threads,
-                  TeamPlan<T>::kWorkPerThread, /*claimed=*/true)
-          .with_input(xproj.loop_weights(), gates, H, I, kernels.panel_lanes, unpacked);
+  const bool few_rows = unpacked_weights_pay(steps, batch);
+  const bool unpacked = few_rows && !packed;
+  StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads, few_rows);
+  const Panels panels = packed ? Panels::none : unpacked ? Panels::forward_unpacked
+                                                         : Panels::forward;
+  const auto plan = [&]() -> TeamPlan<T> {
+    TeamPlan<T> team(w_hh, gates, H, H, batch, kernels.panel_lanes, panels, threads,
+                     TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
+    if (packed) return std::move(team).with_packed(*packed, xproj.loop_weights() != nullptr);
+    return std::move(team).with_input(xproj.loop_weights(), gates, H, I, kernels.panel_lanes,
+                                      unpacked);
+  }();
   team_forward(plan, xproj, order, steps, batch, H, G, y, state, row, pad);
 }
 

@@ -3,7 +3,8 @@
 ``LSTM`` and ``GRU`` are PyTorch-compatible modules (same constructor arguments, state_dict
 keys and numbers) with an explicit ``backward``; ``fusedrnn.optim.Adam`` trains them. The
 functional API runs one layer and one direction; see ``lstm_forward``, ``gru_forward``,
-their backward functions and the single-step cells. ``fusedrnn.reference`` is the plain NumPy
+their backward functions and the single-step cells; ``pack_weights`` packs a layer's weights
+once for many forward calls. ``fusedrnn.reference`` is the plain NumPy
 implementation the kernels are tested against.
 """
 
@@ -24,6 +25,7 @@ from .functional import (
     lstm_cell,
     lstm_cell_backward,
     lstm_forward,
+    pack_weights,
 )
 from .modules import GRU, LSTM
 from .runtime import (empty_cache, get_cmake_dir, get_include, get_num_threads, info,
@@ -56,5 +58,6 @@ __all__ = [
     "lstm_cell",
     "lstm_cell_backward",
     "lstm_forward",
+    "pack_weights",
     "set_num_threads",
 ]

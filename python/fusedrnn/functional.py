@@ -16,6 +16,8 @@ run on the CUDA backend (``fusedrnn.cuda``) and come back as arrays of the same 
 same device; NumPy input runs on the CPU. One call's arrays are all on the host or all on one
 GPU (``lengths`` may be either).
 
+``pack_weights(w_ih, w_hh)`` packs a layer's weights once for many forward calls (``packed=``).
+
 (``_threads``, private: a per-call cap on the kernels' threads, 0 meaning set_num_threads';
 the modules use it to run the two directions of a layer side by side.)
 """
@@ -73,8 +75,36 @@ def _check_saved(saved, kinds, forward):
         )
 
 
+def pack_weights(w_ih, w_hh):
+    """Pack a layer's weights once, for many forward calls with ``packed=``.
+
+    Every forward packs w_ih and w_hh into its kernels' layout (a read and a write of both)
+    before it multiplies by them. A caller that runs the same weights again and again (a
+    decoder's steps, a server's requests) can pack them once and pass the result as ``packed``
+    to lstm_forward, gru_forward, lstm_cell or gru_cell, with the same w_ih and w_hh. For an
+    LSTM without projection, w_hh (4*H, H), and a GRU with ``linear_before_reset=True``, w_hh
+    (3*H, H); float32 or float64, as the weights; CPU arrays.
+
+    The forward's matrix products then read the packed copy: leave w_ih and w_hh unchanged
+    while it is in use (after changing them, pack them again). A call with other arrays than
+    ``packed.w_ih`` and ``packed.w_hh`` (the arrays packed: C-contiguous copies of the given
+    ones when those were not) is a ValueError. The results are those of the call without
+    ``packed``, except for calls of up to 32 rows (T * B), which may differ in the last bits.
+    The backward does not use it.
+    """
+    if cuda.any_on_device(w_ih, w_hh):
+        raise TypeError("pack_weights: packs CPU (NumPy) weights only")
+    return _core.pack_weights(*_arrays(w_ih, w_hh))
+
+
+def _check_packed_on_cpu(packed):
+    if packed is not None:
+        raise TypeError("packed: for CPU (NumPy) calls only, got GPU arrays")
+
+
 def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=None,
-                 lengths=None, reverse=False, training=False, out=None, _threads=0):
+                 lengths=None, reverse=False, training=False, out=None, packed=None,
+                 _threads=0):
     """Run an LSTM layer over a sequence.
 
     Returns ``(y, hn, cn, saved)``: y (T, B, P), hn (B, P), cn (B, H), and ``saved`` for
@@ -91,7 +121,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths)
     out = _check_out(out, ("y", "hn", "cn"), inputs)
     return _core.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths, bool(reverse),
-                              bool(training), _threads, out)
+                              bool(training), _threads, out, packed)
 
 
 def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
@@ -107,15 +137,16 @@ def lstm_backward(saved, dy, dhn=None, dcn=None, *, _threads=0):
 
 
 def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, reverse=False,
-                linear_before_reset=True, training=False, out=None, _threads=0):
+                linear_before_reset=True, training=False, out=None, packed=None, _threads=0):
     """Run a GRU layer over a sequence.
 
     Returns ``(y, hn, saved)``. ``linear_before_reset=True`` is PyTorch's and cuDNN's GRU,
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); False is the original GRU (ONNX's default),
     n = tanh(W_in x + b_in + W_hn (r * h) + b_hn). ``lengths`` and ``reverse`` as for
-    lstm_forward; ``out=(y, hn)`` likewise.
+    lstm_forward; ``out=(y, hn)`` and ``packed`` likewise.
     """
     if cuda.any_on_device(x, w_ih, w_hh, b_ih, b_hh, h0):
+        _check_packed_on_cpu(packed)
         return cuda.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=lengths, reverse=reverse,
                                 linear_before_reset=linear_before_reset, training=training,
                                 out=out)
@@ -123,7 +154,7 @@ def gru_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, *, lengths=None, r
         x, w_ih, w_hh, b_ih, b_hh, h0, lengths)
     out = _check_out(out, ("y", "hn"), inputs)
     return _core.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, bool(reverse),
-                             bool(linear_before_reset), bool(training), _threads, out)
+                             bool(linear_before_reset), bool(training), _threads, out, packed)
 
 
 def gru_backward(saved, dy, dhn=None, *, _threads=0):
@@ -164,14 +195,15 @@ def _cell_output_shape(saved):
     return (saved.batch, saved.output_size)
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=False):
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=False, packed=None):
     """One LSTM step, as torch.nn.LSTMCell: x (B, I), h and c (B, H).
 
-    Returns ``(h1, c1)``, or ``(h1, c1, saved)`` when ``training``.
+    Returns ``(h1, c1)``, or ``(h1, c1, saved)`` when ``training``. ``packed``: see
+    pack_weights (a decoder's steps run the same weights again and again).
     """
     with _renamed({"h0": "h", "c0": "c"}):
         y, h1, c1, saved = lstm_forward(_one_step("x", x), w_ih, w_hh, b_ih, b_hh, h, c,
-                                        training=training)
+                                        training=training, packed=packed)
     return (h1, c1, saved) if training else (h1, c1)
 
 
@@ -184,14 +216,15 @@ def lstm_cell_backward(saved, dh1, dc1=None):
 
 
 def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, linear_before_reset=True,
-             training=False):
+             training=False, packed=None):
     """One GRU step, as torch.nn.GRUCell: x (B, I), h (B, H).
 
-    Returns ``h1``, or ``(h1, saved)`` when ``training``.
+    Returns ``h1``, or ``(h1, saved)`` when ``training``. ``packed``: see pack_weights.
     """
     with _renamed({"h0": "h"}):
         y, h1, saved = gru_forward(_one_step("x", x), w_ih, w_hh, b_ih, b_hh, h,
-                                   linear_before_reset=linear_before_reset, training=training)
+                                   linear_before_reset=linear_before_reset, training=training,
+                                   packed=packed)
     return (h1, saved) if training else h1
 
 

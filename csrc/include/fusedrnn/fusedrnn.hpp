@@ -25,8 +25,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace fusedrnn {
+
+// w_ih and w_hh packed once for many forward calls (pack_weights, below); opaque.
+template <typename T>
+struct PackedWeights;
 
 // Sizes and the inputs every pass of one layer reads.
 template <typename T>
@@ -41,6 +46,7 @@ struct LstmProblem {
   const int64_t* lengths = nullptr;  // lengths: [B] valid steps per sequence, or null (all T)
   bool reverse = false;              // run from each sequence's last valid step to t = 0
   int threads = 0;                   // most threads to use; 0: all (set_num_threads)
+  const PackedWeights<T>* packed = nullptr;  // pack_weights(w_ih, w_hh, 4, ...), or null
 };
 
 // What lstm_backward needs from lstm_forward: written by forward when training.
@@ -88,6 +94,7 @@ struct GruProblem {
   // false: n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)  (Cho et al. 2014, ONNX default)
   bool linear_before_reset = true;
   int threads = 0;  // most threads to use; 0: all (set_num_threads)
+  const PackedWeights<T>* packed = nullptr;  // pack_weights(w_ih, w_hh, 3, ...), or null
 };
 
 // Width of one saved gate row: r, z, n, plus W_hn h + b_hn when linear_before_reset.
@@ -119,6 +126,21 @@ void gru_forward(const GruProblem<T>& p, const T* h0, T* y, T* hn, const GruSave
 template <typename T>
 void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy, const T* dhn,
                   const GruGrads<T>& g);
+
+// Weights packed once for many forward calls. Every forward packs w_ih and w_hh into its
+// kernels' layout (a read and a write of both) before it multiplies by them; a caller that runs
+// the same weights again and again (a decoder's steps, a server's requests) can pack them once
+// here and set the problem's `packed` in each call. For an LSTM without projection (gates = 4;
+// w_ih [4H, input], w_hh [4H, H]) or a GRU with linear_before_reset (gates = 3). The forward's
+// GEMMs then read the packed copy, not w_ih and w_hh: leave those unchanged while it is in use
+// (as with a training forward's saved block), or pack them again. A call must pass the same
+// w_ih and w_hh pointers and sizes (checked). The backward does not use it. Results are those
+// of the same call without `packed`, but for calls of up to 32 rows (T * B), where they may
+// differ in the last bits (without it those read the weights unpacked, summing in another
+// order). Throws std::invalid_argument for bad arguments, as the entry points do.
+template <typename T>
+std::shared_ptr<const PackedWeights<T>> pack_weights(const T* w_ih, const T* w_hh, int gates,
+                                                     int64_t hidden, int64_t input);
 
 // The size checks alone (they read no pointer), for a caller that wants them before it
 // allocates anything; the entry points make them too.

@@ -1,0 +1,22 @@
+// pack_weights (fusedrnn.hpp): the panels of PackedWeights, in the step kernels' lane width.
+#include "packed_weights.hpp"
+
+#include "argument_checks.hpp"
+#include "step_kernels.hpp"
+
+namespace fusedrnn {
+
+template <typename T>
+std::shared_ptr<const PackedWeights<T>> pack_weights(const T* w_ih, const T* w_hh, int gates,
+                                                     int64_t hidden, int64_t input) {
+  cpu::check_packing(w_ih, w_hh, gates, hidden, input);
+  return std::make_shared<const PackedWeights<T>>(w_ih, w_hh, gates, hidden, input,
+                                                  cpu::step_kernels<T>().panel_lanes);
+}
+
+template std::shared_ptr<const PackedWeights<float>> pack_weights<float>(
+    const float*, const float*, int, int64_t, int64_t);
+template std::shared_ptr<const PackedWeights<double>> pack_weights<double>(
+    const double*, const double*, int, int64_t, int64_t);
+
+}  // namespace fusedrnn
