@@ -1,6 +1,8 @@
 // Bad calls of the C++ API, one a line: prints "case: message" for each exception, so that
 // tests/test_embedding.py can check that every call is rejected with its argument named
 // before anything is written.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <limits>
@@ -48,6 +50,27 @@ int main() {
   Lstm l;
   const int64_t big = std::numeric_limits<int32_t>::max();
   expect_error("ok", [&] { l.forward(l.problem()); });
+  // Packed weights: the same outputs as without (up to rounding: a few rows), and refused when
+  // they were packed from other arrays or with a cell's wrong gate count.
+  {
+    const auto packed = fusedrnn::pack_weights<float>(l.w_ih.data(), l.w_hh.data(), 4, l.H, l.I);
+    auto p = l.problem();
+    p.packed = packed.get();
+    const auto y = l.y;
+    l.forward(p);
+    float most = 0;
+    for (size_t i = 0; i < y.size(); ++i) most = std::max(most, std::abs(l.y[i] - y[i]));
+    std::printf("packed_close: %d\n", int(most <= 1e-6f));
+    const auto w_ih = l.w_ih;
+    p.w_ih = w_ih.data();
+    expect_error("packed_other_weights", [&] { l.forward(p); });
+    expect_error("pack_gates", [&] {
+      fusedrnn::pack_weights<float>(l.w_ih.data(), l.w_hh.data(), 5, l.H, l.I);
+    });
+    expect_error("pack_null", [&] {
+      fusedrnn::pack_weights<float>(nullptr, l.w_hh.data(), 4, l.H, l.I);
+    });
+  }
   for (auto* out : {&l.y, &l.hn, &l.cn}) out->assign(out->size(), -7.0f);
   expect_error("negative_steps", [&] { auto p = l.problem(); p.steps = -1; l.forward(p); });
   expect_error("rows_over_blas", [&] { auto p = l.problem(); p.steps = big; l.forward(p); });
