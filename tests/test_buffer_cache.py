@@ -106,7 +106,7 @@ def test_packed_weights_of_a_mib_or_more_are_cached(cell):
     4,085 pages without it)."""
     G, n = (4 if cell == "lstm" else 3), 512
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((40, 1, n)).astype(np.float32)  # 40 rows: the panels are packed
+    x = rng.standard_normal((80, 1, n)).astype(np.float32)  # 80 rows: the panels are packed
     w = rng.uniform(-0.05, 0.05, (G * n, n)).astype(np.float32)
     forward = fusedrnn.lstm_forward if cell == "lstm" else fusedrnn.gru_forward
     fusedrnn.empty_cache()

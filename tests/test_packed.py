@@ -5,6 +5,8 @@ multiply by panels (more than 32 rows), not depend on the thread count, and refu
 that does not belong to the call.
 """
 
+import copy
+import pickle
 import threading
 
 import numpy as np
@@ -63,15 +65,15 @@ def test_packed_forward_matches_reference_and_unpacked(cell, T, B, I, H, dtype, 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_packed_large_weights_with_the_whole_projection(cell):
-    # weights over 16 MiB: more than 32 rows project the whole sequence with the BLAS before
+    # weights over 16 MiB: more than 64 rows project the whole sequence with the BLAS before
     # the loop (w_ih's panels unused), fewer run it in the loop on the packed panels
     H = I = 640
-    for T, B in ((3, 12), (1, 8)):
+    for T, B in ((3, 24), (1, 40), (1, 8)):
         p = _problem(cell, T, B, I, H, np.float64)
         packed = fusedrnn.pack_weights(p.w_ih, p.w_hh)
         out, _ = kernel_forward(p, training=False, packed=packed)
         assert_named_close(out, reference_forward(p)[0], np.float64, describe(p))
-        if T * B > 32:
+        if T * B > 64:
             assert_named_equal(out, kernel_forward(p, training=False)[0], describe(p))
 
 
@@ -197,3 +199,62 @@ def _bad_calls():
 def test_packed_errors_name_the_argument(name, error, message, call):
     with pytest.raises(error, match=message):
         call()
+
+
+# --------------------------------------------------------------------------------------
+# The modules: pack_weights() in eval mode
+# --------------------------------------------------------------------------------------
+
+
+def _module_cases():
+    yield "lstm", dict(num_layers=2, bidirectional=True)
+    yield "gru", dict(num_layers=2, bidirectional=True)
+    yield "lstm_proj", dict(num_layers=2, proj_size=5)  # stays unpacked
+    yield "gru_nolbr", dict(linear_before_reset=False)  # stays unpacked
+
+
+@pytest.mark.parametrize("name,kw", list(_module_cases()), ids=[c[0] for c in _module_cases()])
+@pytest.mark.parametrize("B", [40, 3], ids=["panels", "few_rows"])
+def test_module_pack_weights(name, kw, B):
+    cls = fusedrnn.LSTM if name.startswith("lstm") else fusedrnn.GRU
+    m = cls(7, 19, seed=1, dtype=np.float64, **kw).eval()
+    x = rng_for("module packed", name, B).standard_normal((2, B, 7))
+    plain = m(x)
+    assert m.pack_weights() is m
+    assert len(m._packs) == (0 if name in ("lstm_proj", "gru_nolbr") else 4)
+    packed = m(x)
+    for a, b in zip(_flat(packed), _flat(plain)):
+        if 2 * B > 32:  # the same products: the same bits
+            assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _flat(out):
+    y, h = out
+    return [y, *h] if isinstance(h, tuple) else [y, h]
+
+
+def test_module_packs_are_dropped_when_the_weights_may_change():
+    m = fusedrnn.LSTM(6, 16, num_layers=2, seed=2, dtype=np.float64)
+    with pytest.raises(RuntimeError, match="pack_weights: for inference; call eval"):
+        m.pack_weights()
+    m.eval().pack_weights()
+    x = rng_for("module packs dropped").standard_normal((3, 40, 6))
+    before = m(x)[0]
+    m.weight_hh_l1[...] *= 0.5  # in place: not seen, a snapshot (documented)
+    assert np.array_equal(m(x)[0], before)
+    m.pack_weights()  # packed again: now it is
+    changed = m(x)[0]
+    assert not np.array_equal(changed, before)
+    m.train()
+    assert m._packs == {}  # train() dropped them
+    assert np.array_equal(m.eval()(x)[0], changed)  # 120 rows: unpacked, the same bits
+    m.pack_weights()
+    m.weight_hh_l0 = m.weight_hh_l0 * 2  # assignment drops them
+    assert m._packs == {}
+    m.pack_weights()
+    m.load_state_dict({"bias_ih_l0": m.bias_ih_l0 + 1}, strict=False)  # and so does loading
+    assert m._packs == {}
+    m.pack_weights()
+    assert copy.deepcopy(m)._packs == {} and pickle.loads(pickle.dumps(m))._packs == {}
+    assert len(m._packs) == 2

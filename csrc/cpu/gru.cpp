@@ -68,9 +68,9 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const auto& kernels = cpu::step_kernels<T>();
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
-  const bool unpacked = cpu::unpacked_weights_pay(d.T_, d.B);
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads,
-                               unpacked);
+  const bool unpacked =
+      cpu::unpacked_weights_pay(d.T_, d.B, G * (d.I + H) * int64_t(sizeof(T)));
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
   const auto plan =
       cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes,
                        unpacked ? cpu::Panels::forward_unpacked : cpu::Panels::forward,

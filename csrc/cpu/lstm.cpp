@@ -102,9 +102,9 @@ template <typename T>
 void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                        const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const bool unpacked = cpu::unpacked_weights_pay(d.T_, d.B);
-  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.P, p.x, p.w_ih, bias, p.threads,
-                               unpacked);
+  const bool unpacked = cpu::unpacked_weights_pay(
+      d.T_, d.B, (d.G * (d.I + d.P) + d.P * d.H) * int64_t(sizeof(T)));
+  cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.P, p.x, p.w_ih, bias, p.threads);
   const auto plan =
       cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes,
                        unpacked ? cpu::Panels::forward_unpacked : cpu::Panels::forward,

@@ -186,15 +186,11 @@ template <typename T>
 class StepProjection {
  public:
   // recurrent_k: the recurrent weights' reduction length (H, or P with projection).
-  // unpacked: the loop reads w_ih where it is (unpacked_weights_pay), so never whole: its few
-  // rows make one chunk, which reads w_ih once, while the BLAS GEMM packs all of it (LSTM
-  // inference 1x1x1024, 32 MiB of weights: 4.1 ms whole).
   StepProjection(const StepOrder& order, int64_t steps, int64_t batch, int64_t width,
                  int64_t input, int64_t recurrent_k, const T* x, const T* w, const T* bias,
-                 int threads, bool unpacked = false)
+                 int threads)
       : order_(order), steps_(steps), batch_(batch), width_(width), input_(input), x_(x), w_(w),
-        bias_(bias),
-        whole_(!unpacked && whole_sequence(steps, batch, width, input, recurrent_k)),
+        bias_(bias), whole_(whole_sequence(steps, batch, width, input, recurrent_k)),
         chunk_(whole_ ? steps : chunk_steps(order, steps, batch)), data_(chunk_ * batch * width) {
     if (whole_)
       parallel_gemm<T>(threads, false, true, steps * batch, width, input, x, input, w, input,
@@ -235,10 +231,15 @@ class StepProjection {
   // bounded memory wins over their speed.
   static constexpr int64_t kMostBytes = int64_t(512) << 20;
 
+  // Rows of one block of prepare() (up to 64) are never whole: the loop reads w_ih once for
+  // them, while the BLAS GEMM would pack all of it first. LSTM inference, p10 ms, whole ->
+  // chunk: 1x64x1024 13.4-13.5 -> 10.1-10.2, 1x33x1024 10.3-10.9 -> 8.5-8.6, 1x64x768 7.3-7.6
+  // -> 5.5-6.2 (ONNX Runtime 7.0-8.6, 4.1-4.7, 3.8-4.6).
   static bool whole_sequence(int64_t steps, int64_t batch, int64_t width, int64_t input,
                              int64_t recurrent_k) {
     const int64_t weights = width * (input + recurrent_k) * int64_t(sizeof(T));
-    return weights > kL3Bytes && steps * batch * width * int64_t(sizeof(T)) <= kMostBytes;
+    return steps * batch > kRowBlock && weights > kL3Bytes &&
+           steps * batch * width * int64_t(sizeof(T)) <= kMostBytes;
   }
 
   // About 128 rows a chunk: enough for the GEMM to run at speed, few enough to stay in cache.

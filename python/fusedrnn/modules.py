@@ -22,7 +22,9 @@ How the modules stay fast: every layer and direction is one kernel call (no Pyth
 over time); the two directions of a bidirectional layer run at the same time on two threads
 (the kernels release the GIL); ``batch_first`` input and output are transposed views, not
 copies (the kernel makes its one contiguous copy of a non-contiguous input, and a
-bidirectional layer makes that copy once for both directions).
+bidirectional layer makes that copy once for both directions). In eval mode,
+``pack_weights()`` packs every layer's weights once for the forwards that follow (a
+decoder's steps), as ``fusedrnn.pack_weights`` does for one layer.
 """
 
 import collections
@@ -148,6 +150,7 @@ class _RNNBase:
         self._rng = np.random.default_rng(seed)
         self._tape = None  # what backward needs; None after an eval forward or none at all
         self._tape_error = "no forward has run yet"
+        self._packs = {}  # (layer, direction) -> PackedWeights: pack_weights(), eval mode only
         self._params = self._init_params()
 
     # ---- shapes and names -------------------------------------------------------------
@@ -197,10 +200,12 @@ class _RNNBase:
         state = dict(self.__dict__)
         state["_tape"] = None  # the kernels' records cannot be copied; backward needs a forward
         state["_tape_error"] = "no forward has run since this module was copied or unpickled"
+        state["_packs"] = {}  # packed weights are not copied: pack the copy's own again
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("_packs", {})
         dt = _canonical(self.dtype)
         self.__dict__["dtype"] = dt
         self.__dict__["_params"] = collections.OrderedDict(
@@ -280,6 +285,8 @@ class _RNNBase:
             raise ValueError(f"load_state_dict for {self!r}:\n  " + "\n  ".join(problems))
         for name, a in values.items():
             np.copyto(self._params[name], a, casting="unsafe")
+        if values:
+            self._packs = {}  # packed from the values these replaced
         return LoadResult(missing, unexpected)
 
     def __call__(self, x, hx=None, lengths=None):
@@ -289,13 +296,38 @@ class _RNNBase:
     # ---- modes ------------------------------------------------------------------------
 
     def train(self, mode=True):
-        """Training mode (the default): forward records what backward needs; dropout is on."""
+        """Training mode (the default): forward records what backward needs; dropout is on.
+        It drops the weights packed by pack_weights()."""
         self.training = bool(mode)
+        if self.training:
+            self._packs = {}
         return self
 
     def eval(self):
         """Inference mode: forward records nothing (faster) and dropout is off."""
         return self.train(False)
+
+    def pack_weights(self):
+        """Pack every layer's weights once for the eval-mode forwards that follow.
+
+        A forward packs each layer's ``weight_ih`` and ``weight_hh`` into the kernels' layout
+        before it multiplies by them (a read and a write of both); a module called again and
+        again on the same weights (a decoder's steps) can do that once (``fusedrnn.pack_weights``,
+        which says what it gains). Eval mode only (a RuntimeError in training mode); ``train()``
+        drops the packed weights, and so do ``load_state_dict`` and assigning a parameter. They
+        are a snapshot: after changing a parameter in place any other way, call this again.
+        Layers with a projection and GRUs with ``linear_before_reset=False`` stay unpacked.
+        Returns the module.
+        """
+        if self.training:
+            raise RuntimeError("pack_weights: for inference; call eval() first (train() "
+                               "would drop the packed weights)")
+        packable = not self.proj_size and self.linear_before_reset
+        self._packs = {
+            (layer, d): F.pack_weights(*self._layer_params(layer, d)[:2])
+            for layer in range(self.num_layers) for d in range(self.num_directions)
+        } if packable else {}
+        return self
 
     def __repr__(self):
         s = f"{type(self).__name__}({self.input_size}, {self.hidden_size}"
@@ -418,7 +450,8 @@ class _RNNBase:
                 i = layer * D + d
                 args.append((inp, self._layer_params(layer, d),
                              None if h0 is None else h0[i], None if c0 is None else c0[i],
-                             lengths, bool(d), training))
+                             lengths, bool(d), training,
+                             None if training else self._packs.get((layer, d))))
             if D == 2:
                 results = _both_directions(self._kernel_forward, args[0], args[1])
             else:
@@ -521,10 +554,11 @@ class LSTM(_RNNBase):
                          bidirectional, proj_size, dtype=dtype, seed=seed)
 
     @staticmethod
-    def _kernel_forward(x, params, h0, c0, lengths, reverse, training, threads=0):
+    def _kernel_forward(x, params, h0, c0, lengths, reverse, training, packed, threads=0):
         w_ih, w_hh, b_ih, b_hh, w_hr = params
         return F.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr=w_hr, lengths=lengths,
-                              reverse=reverse, training=training, _threads=threads)
+                              reverse=reverse, training=training, packed=packed,
+                              _threads=threads)
 
     @staticmethod
     def _kernel_backward(saved, dy, dhn, dcn, threads=0):
@@ -609,12 +643,13 @@ class GRU(_RNNBase):
                          bidirectional, 0, linear_before_reset=linear_before_reset,
                          dtype=dtype, seed=seed)
 
-    def _kernel_forward(self, x, params, h0, c0, lengths, reverse, training, threads=0):
+    def _kernel_forward(self, x, params, h0, c0, lengths, reverse, training, packed,
+                        threads=0):
         w_ih, w_hh, b_ih, b_hh, _ = params
         y, hn, saved = F.gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths=lengths,
                                      reverse=reverse,
                                      linear_before_reset=self.linear_before_reset,
-                                     training=training, _threads=threads)
+                                     training=training, packed=packed, _threads=threads)
         return y, hn, None, saved
 
     @staticmethod
