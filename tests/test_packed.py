@@ -158,6 +158,12 @@ def test_python_threads_share_one_packed():
         assert_named_equal(r, want)
 
 
+class _OnDevice:
+    """What the functional API takes for a GPU array (without touching a GPU)."""
+
+    __cuda_array_interface__ = {}
+
+
 def _bad_calls():
     rng = rng_for("packed errors")
     H, I = 8, 5
@@ -190,6 +196,13 @@ def _bad_calls():
         lambda: fusedrnn.pack_weights(g_ih, w_hh)
     yield "w_hh dtype", TypeError, r"w_hh: expected dtype float32 \(the dtype of w_ih\), " \
         r"got float64", lambda: fusedrnn.pack_weights(w_ih, w_hh.astype(np.float64))
+    gpu = _OnDevice()
+    yield "gpu call", TypeError, r"packed: for CPU \(NumPy\) calls only, got GPU arrays", \
+        lambda: fusedrnn.gru_forward(gpu, gpu, gpu, packed=gru)
+    yield "gpu lstm", TypeError, "packed: for CPU", \
+        lambda: fusedrnn.lstm_forward(gpu, gpu, gpu, packed=lstm)
+    yield "gpu weights", TypeError, r"pack_weights: packs CPU \(NumPy\) weights only", \
+        lambda: fusedrnn.pack_weights(gpu, gpu)
     yield "int weights", TypeError, "w_ih: expected dtype float32 or float64, got int64", \
         lambda: fusedrnn.pack_weights(np.zeros((32, 5), np.int64), w_hh)
 

@@ -1,6 +1,8 @@
 // fusedrnn.pack_weights for Python: check, take the arrays, release the GIL, pack.
 #include "bindings.hpp"
 
+#include <string>
+
 #include "checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
 #include "packed.hpp"
@@ -29,8 +31,10 @@ PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj) {
   st.w_hh = take<T>("w_hh", w_hh_obj, {{G.c_str(), gates * H}, {"H", H}});
   const T* w_ih = static_cast<const T*>(st.w_ih.data());
   const T* w_hh = static_cast<const T*>(st.w_hh.data());
-  py::gil_scoped_release nogil;
-  st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I);
+  {
+    py::gil_scoped_release nogil;
+    st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I);
+  }
   return st;
 }
 

@@ -2,13 +2,13 @@
 // hundred nanoseconds a call: nothing next to one time step.
 #include "argument_checks.hpp"
 
-#include "packed_weights.hpp"
-
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "packed_weights.hpp"
 
 namespace fusedrnn {
 namespace {

@@ -90,8 +90,7 @@ def pack_weights(w_ih, w_hh):
     ``packed.w_ih`` and ``packed.w_hh`` (the arrays packed: C-contiguous copies of the given
     ones when those were not) is a ValueError. The results are those of the call without
     ``packed``, except for calls of 2 to 32 rows (T * B; to 64 with 8 MiB of weights or
-    more), which may differ in the last bits.
-    The backward does not use it.
+    more), which may differ in the last bits. The backward does not use it.
     """
     if cuda.any_on_device(w_ih, w_hh):
         raise TypeError("pack_weights: packs CPU (NumPy) weights only")
@@ -114,8 +113,10 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
     the states after its last valid step. ``reverse`` runs each sequence from its last valid
     step back to t = 0 (the backward direction of a bidirectional layer). ``out=(y, hn, cn)``:
     C-contiguous arrays of the right shape and dtype to write the outputs into (returned).
+    ``packed``: ``pack_weights(w_ih, w_hh)`` of these weights, packed once for many calls.
     """
     if cuda.any_on_device(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr):
+        _check_packed_on_cpu(packed)
         return cuda.lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr=w_hr, lengths=lengths,
                                  reverse=reverse, training=training, out=out)
     x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr, lengths = inputs = _arrays(
