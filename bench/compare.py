@@ -4,14 +4,16 @@
     python bench/compare.py --shapes 100x16x256 --cells lstm --repeat 7 --plot speed.png
     python bench/compare.py --device cuda          # the CUDA backend against cuDNN (cuda_peers.py)
 
-Shapes are TxBxH (I = H). Each cell of the table is the minimum over --repeat runs, with the
-libraries interleaved run by run so that a noisy machine hurts them alike. Ratios are
-peer time / fusedrnn time: above 1 means fusedrnn is faster. "% sgemm" is fusedrnn's FLOP
-rate (2*T*B*G*H*(I+H) forward, three times that for training) over the rate of a 2048^3
-float32 matmul through NumPy's OpenBLAS, measured in the same run; "% peak" is a library's
-rate over the FMA peak (every thread running a register-only multiply-add loop at fusedrnn's
-SIMD level), the ceiling no GEMM passes. The header also gives a one-thread copy bandwidth
-(a 256 MB NumPy copy), the ceiling of a step that streams its weights from memory.
+Shapes are TxBxH (I = H). Mode "packed" is fusedrnn's inference on weights packed once
+(fusedrnn.pack_weights) against the peers' inference. Each cell of the table is the minimum
+over --repeat runs, with the libraries interleaved run by run so that a noisy machine hurts
+them alike. Ratios are peer time / fusedrnn time: above 1 means fusedrnn is faster. "% sgemm"
+is fusedrnn's FLOP rate (2*T*B*G*H*(I+H) forward, three times that for training) over the
+rate of a 2048^3 float32 matmul through NumPy's OpenBLAS, measured in the same run; "% peak"
+is a library's rate over the FMA peak (every thread running a register-only multiply-add loop
+at fusedrnn's SIMD level), the ceiling no GEMM passes. The header also gives a one-thread
+copy bandwidth (a 256 MB NumPy copy), the ceiling of a step that streams its weights from
+memory.
 """
 
 import argparse
@@ -115,6 +117,8 @@ def plot(results, peers, path):
 
 
 def build_runners(cell, shape, mode, peers):
+    """mode "packed": fusedrnn's inference on weights packed once (fusedrnn.pack_weights),
+    against the peers' inference (ONNX Runtime's session packs its weights once too)."""
     T, B, H = shape
     problem = make_problem(cell, T, B, H)
     runners, missing = {}, []
@@ -124,8 +128,10 @@ def build_runners(cell, shape, mode, peers):
         except ImportError:
             missing.append(name)
             continue
-        if mode in modes:
-            runners[name] = modes[mode]
+        key = "inference" if mode == "packed" and name != "fusedrnn" else \
+            "inference packed" if mode == "packed" else mode
+        if key in modes:
+            runners[name] = modes[key]
     return runners, missing
 
 
@@ -133,8 +139,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"], choices=["lstm", "gru"])
     parser.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES)
-    parser.add_argument("--modes", nargs="+", default=["inference", "training"],
-                        choices=["inference", "training"])
+    parser.add_argument("--modes", nargs="+", default=["inference", "packed", "training"],
+                        choices=["inference", "packed", "training"],
+                        help="packed: inference on weights packed once (fusedrnn.pack_weights)")
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
