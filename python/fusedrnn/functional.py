@@ -89,8 +89,8 @@ def pack_weights(w_ih, w_hh):
     while it is in use (after changing them, pack them again). A call with other arrays than
     ``packed.w_ih`` and ``packed.w_hh`` (the arrays packed: C-contiguous copies of the given
     ones when those were not) is a ValueError. The results are those of the call without
-    ``packed``, except for calls of 2 to 32 rows (T * B; to 64 with 8 MiB of weights or
-    more), which may differ in the last bits. The backward does not use it.
+    ``packed``, except for calls of up to 32 rows (T * B; 64 with 8 MiB of weights or more),
+    which may differ in the last bits. The backward does not use it.
     """
     if cuda.any_on_device(w_ih, w_hh):
         raise TypeError("pack_weights: packs CPU (NumPy) weights only")

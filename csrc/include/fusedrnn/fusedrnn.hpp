@@ -135,7 +135,7 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
 // GEMMs then read the packed copy, not w_ih and w_hh: leave those unchanged while it is in use
 // (as with a training forward's saved block), or pack them again. A call must pass the same
 // w_ih and w_hh pointers and sizes (checked). The backward does not use it. Results are those
-// of the same call without `packed`, but for calls of 2 to 32 rows (T * B; to 64 with 8 MiB of
+// of the same call without `packed`, but for calls of up to 32 rows (T * B; 64 with 8 MiB of
 // weights or more), where they may differ in the last bits (without it those read the weights
 // unpacked, summing in another order). Throws std::invalid_argument for bad arguments, as the
 // entry points do.
