@@ -77,7 +77,7 @@ def test_cpp_api_rejects_bad_arguments_by_name(tmp_path):
         "h0_is_hn": "hn: overlaps an input or another output",
         "y_is_x": "y: overlaps an input or another output",
         "null_dy": "dy: expected an array of shape (T=3, B=2, H=5), got a null pointer",
-        "packed_other_weights": "packed: packed from other arrays than this call's w_ih and w_hh",
+        "packed_other_weights": "packed: packed from other arrays than this call's weights",
         "pack_gates": "gates: expected 3 (GRU) or 4 (LSTM), got 5",
         "pack_null": "w_ih: expected an array of shape (4*H=20, I=4), got a null pointer",
     }

@@ -26,7 +26,7 @@ from conftest import (
     rng_for,
 )
 
-CELLS = ["lstm", "gru"]  # the cells pack_weights serves: no projection, linear_before_reset
+CELLS = ["lstm", "lstm_proj", "gru"]  # the cells pack_weights serves (linear_before_reset GRU)
 
 # (T, B, I, H): one row (without packed: the direct loop); up to 32 rows (without packed:
 # unpacked dot products); more rows (panels either way); H not a
@@ -37,8 +37,13 @@ SIZES = [(1, 1, 5, 7), (3, 4, 9, 20), (1, 32, 6, 37), (2, 17, 16, 40), (9, 5, 7,
 
 
 def _problem(cell, T, B, I, H, dtype, **kw):
-    return make_problem(rng_for("packed", cell, T, B, I, H, dtype, tuple(kw.items())), cell,
-                        T, B, I, H, dtype=dtype, **kw)
+    P = max(1, H // 2) if cell == "lstm_proj" else 0
+    return make_problem(rng_for("packed", cell, T, B, I, H, dtype, tuple(kw.items())),
+                        cell[:4].rstrip("_"), T, B, I, H, P=P, dtype=dtype, **kw)
+
+
+def _pack(p):
+    return fusedrnn.pack_weights(p.w_ih, p.w_hh, p.w_hr)
 
 
 @pytest.mark.parametrize("lengths", [None, "random"], ids=["full", "lengths"])
@@ -48,8 +53,10 @@ def _problem(cell, T, B, I, H, dtype, **kw):
 @pytest.mark.parametrize("cell", CELLS)
 def test_packed_forward_matches_reference_and_unpacked(cell, T, B, I, H, dtype, reverse,
                                                        lengths):
+    if cell == "lstm_proj" and H < 2:
+        pytest.skip("a projection needs P < H")
     p = _problem(cell, T, B, I, H, dtype, lengths=lengths, reverse=reverse)
-    packed = fusedrnn.pack_weights(p.w_ih, p.w_hh)
+    packed = _pack(p)
     out, saved = kernel_forward(p, training=True, packed=packed)
     ref_out, cache = reference_forward(p)
     assert_named_close(out, ref_out, dtype, context=describe(p) + " packed forward")
@@ -70,7 +77,7 @@ def test_packed_large_weights_with_the_whole_projection(cell):
     H = I = 640
     for T, B in ((3, 24), (1, 40), (1, 8)):
         p = _problem(cell, T, B, I, H, np.float64)
-        packed = fusedrnn.pack_weights(p.w_ih, p.w_hh)
+        packed = _pack(p)
         out, _ = kernel_forward(p, training=False, packed=packed)
         assert_named_close(out, reference_forward(p)[0], np.float64, describe(p))
         if T * B > 64:
@@ -81,7 +88,7 @@ def test_packed_large_weights_with_the_whole_projection(cell):
 @pytest.mark.parametrize("T,B", [(1, 24), (3, 40)])
 def test_packed_thread_counts_give_bitwise_identical_results(cell, T, B, restore_threads):
     p = _problem(cell, T, B, 48, 131, np.float32, lengths="random")
-    packed = fusedrnn.pack_weights(p.w_ih, p.w_hh)
+    packed = _pack(p)
     results = []
     for threads in (1, 2, 3):
         fusedrnn.set_num_threads(threads)
@@ -174,15 +181,28 @@ def _bad_calls():
     yield "other arrays", ValueError, "packed: packed from other arrays than this call's", \
         lambda: fusedrnn.lstm_forward(x, w_ih.copy(), w_hh, packed=lstm)
     yield "other cell", ValueError, r"packed: expected weights packed for gates=3, H=8, I=5, " \
-        r"got gates=4", lambda: fusedrnn.gru_forward(x, g_ih, g_hh, packed=lstm)
+        r"P=8, got gates=4, H=8, I=5, P=8", lambda: fusedrnn.gru_forward(x, g_ih, g_hh,
+                                                                         packed=lstm)
     yield "other dtype", TypeError, r"packed: expected weights packed as float64 \(the dtype " \
         r"of x\), got float32", lambda: fusedrnn.gru_forward(
             x.astype(np.float64), g_ih.astype(np.float64), g_hh.astype(np.float64), packed=gru)
     yield "not packed", TypeError, "packed: expected the PackedWeights of " \
         "fusedrnn.pack_weights, got dict", lambda: fusedrnn.lstm_forward(x, w_ih, w_hh,
                                                                          packed={})
-    yield "projection", ValueError, r"packed: not for an LSTM with projection \(w_hr\)", \
-        lambda: fusedrnn.lstm_forward(x, w_ih, w_hh[:, :4], w_hr=f32(4, H), packed=lstm)
+    yield "projection", ValueError, r"packed: packed without a projection \(w_hr\), this call " \
+        r"has one", lambda: fusedrnn.lstm_forward(x, w_ih, w_hh, w_hr=f32(H, H), packed=lstm)
+    w_hr = f32(4, H)
+    lstmp = fusedrnn.pack_weights(w_ih, w_hh[:, :4].copy(), w_hr)
+    yield "no projection", ValueError, r"packed: expected weights packed for gates=4, H=8, " \
+        r"I=5, P=8, got gates=4, H=8, I=5, P=4", \
+        lambda: fusedrnn.lstm_forward(x, w_ih, w_hh, packed=lstmp)
+    yield "other w_hr", ValueError, "packed: packed from other arrays", \
+        lambda: fusedrnn.lstm_forward(x, w_ih, lstmp.w_hh, w_hr=w_hr.copy(), packed=lstmp)
+    yield "w_hr shape", ValueError, r"w_hh: expected shape \(4\*H=32, P=4\), got \(32, 8\)", \
+        lambda: fusedrnn.pack_weights(w_ih, w_hh, w_hr)
+    yield "gru w_hr", ValueError, r"w_hh: expected shape \(4\*H=20, P=4\) \(an LSTM with " \
+        r"projection\), got \(24, 4\)", lambda: fusedrnn.pack_weights(g_ih, g_hh[:, :4],
+                                                                        f32(4, 5))
     yield "original GRU", ValueError, "packed: not for linear_before_reset=False", \
         lambda: fusedrnn.gru_forward(x, g_ih, g_hh, linear_before_reset=False, packed=gru)
     yield "cell", ValueError, "packed: packed from other arrays", \
@@ -222,7 +242,7 @@ def test_packed_errors_name_the_argument(name, error, message, call):
 def _module_cases():
     yield "lstm", dict(num_layers=2, bidirectional=True)
     yield "gru", dict(num_layers=2, bidirectional=True)
-    yield "lstm_proj", dict(num_layers=2, proj_size=5)  # stays unpacked
+    yield "lstm_proj", dict(num_layers=2, proj_size=5)
     yield "gru_nolbr", dict(linear_before_reset=False)  # stays unpacked
 
 
@@ -234,7 +254,7 @@ def test_module_pack_weights(name, kw, B):
     x = rng_for("module packed", name, B).standard_normal((2, B, 7))
     plain = m(x)
     assert m.pack_weights() is m
-    assert len(m._packs) == (0 if name in ("lstm_proj", "gru_nolbr") else 4)
+    assert len(m._packs) == {"lstm": 4, "gru": 4, "lstm_proj": 2, "gru_nolbr": 0}[name]
     packed = m(x)
     for a, b in zip(_flat(packed), _flat(plain)):
         if 2 * B > 32:  # the same products: the same bits

@@ -2,6 +2,7 @@
 #include "bindings.hpp"
 
 #include <string>
+#include <utility>
 
 #include "checks.hpp"
 #include "fusedrnn/fusedrnn.hpp"
@@ -11,36 +12,54 @@ namespace fusedrnn::bind {
 namespace {
 
 template <typename T>
-PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj) {
+PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj) {
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(G*H, H)");
-  const int64_t H = whh[1];
+  const bool projected = !w_hr_obj.is_none();
+  const int64_t H = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)")[1] : whh[1];
+  const int64_t P = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)")[0] : H;
+  if (projected && (H < 1 || whh[0] != 4 * H))
+    throw py::value_error("w_hh: expected shape (4*H=" + std::to_string(4 * H) + ", P=" +
+                          std::to_string(P) + ") (an LSTM with projection), got " +
+                          shape_str(whh));
   if (H < 1 || (whh[0] != 3 * H && whh[0] != 4 * H))
     throw py::value_error("w_hh: expected shape (4*H, H) (an LSTM) or (3*H, H) (a GRU) with "
                           "H >= 1, got " + shape_str(whh));
   const int gates = static_cast<int>(whh[0] / H);
   const int64_t I = shape_of("w_ih", w_ih_obj, 2, "(G*H, I)")[1];
-  const auto w_hh_dtype = py::reinterpret_borrow<py::array>(w_hh_obj).dtype();
-  if (!same_dtype(w_hh_dtype, py::dtype::of<T>()))
-    throw py::type_error("w_hh: expected dtype " + dtype_str(py::dtype::of<T>()) +
-                         " (the dtype of w_ih), got " + dtype_str(w_hh_dtype));
+  for (auto [name, obj] : {std::pair{"w_hh", w_hh_obj}, std::pair{"w_hr", w_hr_obj}}) {
+    if (obj.is_none()) continue;
+    const auto dtype = py::reinterpret_borrow<py::array>(obj).dtype();
+    if (!same_dtype(dtype, py::dtype::of<T>()))
+      throw py::type_error(std::string(name) + ": expected dtype " +
+                           dtype_str(py::dtype::of<T>()) + " (the dtype of w_ih), got " +
+                           dtype_str(dtype));
+  }
   const std::string G = std::to_string(gates) + "*H";
   PackedState st;
   st.is_double = std::is_same_v<T, double>;
-  st.gates = gates, st.hidden = H, st.input = I;
+  st.gates = gates, st.hidden = H, st.input = I, st.proj = P;
   st.w_ih = take<T>("w_ih", w_ih_obj, {{G.c_str(), gates * H}, {"I", I}});
-  st.w_hh = take<T>("w_hh", w_hh_obj, {{G.c_str(), gates * H}, {"H", H}});
+  st.w_hh = take<T>("w_hh", w_hh_obj, {{G.c_str(), gates * H}, {projected ? "P" : "H", P}});
+  const T* w_hr = nullptr;
+  if (projected) {
+    auto a = take<T>("w_hr", w_hr_obj, {{"P", P}, {"H", H}});
+    w_hr = a.data();
+    st.w_hr = a;
+  }
   const T* w_ih = static_cast<const T*>(st.w_ih.data());
   const T* w_hh = static_cast<const T*>(st.w_hh.data());
   {
     py::gil_scoped_release nogil;
-    st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I);
+    st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I, w_hr, P);
   }
   return st;
 }
 
 std::string describe(const PackedState& s) {
+  const bool projected = !s.w_hr.is_none();
   return std::string("<fusedrnn PackedWeights ") + (s.gates == 4 ? "LSTM" : "GRU") +
          " H=" + std::to_string(s.hidden) + " I=" + std::to_string(s.input) +
+         (projected ? " P=" + std::to_string(s.proj) : "") +
          (s.is_double ? " float64>" : " float32>");
 }
 
@@ -51,6 +70,7 @@ void bind_packed(py::module_& m) {
                           "w_ih and w_hh packed once for many forward calls (opaque).")
       .def_property_readonly("w_ih", [](const PackedState& s) { return s.w_ih; })
       .def_property_readonly("w_hh", [](const PackedState& s) { return s.w_hh; })
+      .def_property_readonly("w_hr", [](const PackedState& s) { return s.w_hr; })
       .def_property_readonly("gates", [](const PackedState& s) { return s.gates; })
       .def_property_readonly("hidden_size", [](const PackedState& s) { return s.hidden; })
       .def_property_readonly("input_size", [](const PackedState& s) { return s.input; })
@@ -58,10 +78,11 @@ void bind_packed(py::module_& m) {
 
   m.def(
       "pack_weights",
-      [](py::handle w_ih, py::handle w_hh) {
-        return is_double("w_ih", w_ih) ? pack<double>(w_ih, w_hh) : pack<float>(w_ih, w_hh);
+      [](py::handle w_ih, py::handle w_hh, py::handle w_hr) {
+        return is_double("w_ih", w_ih) ? pack<double>(w_ih, w_hh, w_hr)
+                                       : pack<float>(w_ih, w_hh, w_hr);
       },
-      py::arg("w_ih"), py::arg("w_hh"));
+      py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr") = py::none());
 }
 
 }  // namespace fusedrnn::bind

@@ -163,19 +163,24 @@ void check_common_sizes(int64_t steps, int64_t batch, int64_t input, int64_t hid
   fits_blas("x", "I", input);
 }
 
-// A call's `packed` was packed from its own w_ih and w_hh, for its cell and sizes.
+// A call's `packed` was packed from its own weights, for its cell and sizes (proj: P, or H
+// without a projection).
 template <typename T>
 void check_packed(const PackedWeights<T>* w, int gates, int64_t hidden, int64_t input,
-                  const T* w_ih, const T* w_hh) {
+                  int64_t proj, const T* w_ih, const T* w_hh, const T* w_hr = nullptr) {
   if (!w) return;
-  auto sizes = [](int g, int64_t h, int64_t i) {
-    return "gates=" + std::to_string(g) + ", H=" + std::to_string(h) + ", I=" + std::to_string(i);
+  auto sizes = [](int g, int64_t h, int64_t i, int64_t p) {
+    return "gates=" + std::to_string(g) + ", H=" + std::to_string(h) + ", I=" +
+           std::to_string(i) + ", P=" + std::to_string(p);
   };
-  if (w->gates != gates || w->hidden != hidden || w->input != input)
-    fail("packed: expected weights packed for " + sizes(gates, hidden, input) + ", got " +
-         sizes(w->gates, w->hidden, w->input));
-  if (w->w_ih != w_ih || w->w_hh != w_hh)
-    fail("packed: packed from other arrays than this call's w_ih and w_hh");
+  if (w->gates != gates || w->hidden != hidden || w->input != input || w->proj != proj)
+    fail("packed: expected weights packed for " + sizes(gates, hidden, input, proj) +
+         ", got " + sizes(w->gates, w->hidden, w->input, w->proj));
+  if ((w->w_hr != nullptr) != (w_hr != nullptr))
+    fail(std::string("packed: packed ") + (w_hr ? "without" : "with") +
+         " a projection (w_hr), this call has " + (w_hr ? "one" : "none"));
+  if (w->w_ih != w_ih || w->w_hh != w_hh || w->w_hr != w_hr)
+    fail("packed: packed from other arrays than this call's weights");
 }
 
 }  // namespace
@@ -216,8 +221,7 @@ void check_forward(const LstmProblem<T>& p, const T* h0, const T* c0, const T* y
   if (saved) append(outputs, lstm_saved(p, *saved));
   check_arrays(inputs, outputs);
   check_lengths(p.lengths, B, T_);
-  if (p.packed && p.w_hr) fail("packed: not for an LSTM with projection (w_hr)");
-  check_packed(p.packed, 4, H, p.input, p.w_ih, p.w_hh);
+  check_packed(p.packed, 4, H, p.input, P, p.w_ih, p.w_hh, p.w_hr);
 }
 
 template <typename T>
@@ -258,7 +262,7 @@ void check_forward(const GruProblem<T>& p, const T* h0, const T* y, const T* hn,
   check_arrays(inputs, outputs);
   check_lengths(p.lengths, B, T_);
   if (p.packed && !p.linear_before_reset) fail("packed: not for linear_before_reset=False");
-  check_packed(p.packed, 3, H, p.input, p.w_ih, p.w_hh);
+  check_packed(p.packed, 3, H, p.input, H, p.w_ih, p.w_hh);
 }
 
 template <typename T>
@@ -295,17 +299,25 @@ FUSEDRNN_CHECKS(double)
 
 // pack_weights' arguments: a cell's gate count, sizes within the BLAS's, the weights there.
 template <typename T>
-void check_packing(const T* w_ih, const T* w_hh, int gates, int64_t hidden, int64_t input) {
+void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64_t hidden,
+                   int64_t input, int64_t proj) {
   if (gates != 3 && gates != 4)
     fail("gates: expected 3 (GRU) or 4 (LSTM), got " + std::to_string(gates));
+  if (w_hr && gates != 4) fail("w_hr: a projection is for an LSTM (gates = 4) only");
   check_common_sizes(1, 1, input, hidden, gates);
+  non_negative("proj", proj);
+  fits_blas("w_hr", "P", proj);
   const std::string g = std::to_string(gates) + "*H";
+  const char* out = w_hr ? "P" : "H";
   check_arrays({{"w_ih", w_ih, {{g.c_str(), gates * hidden}, {"I", input}}, sizeof(T)},
-                {"w_hh", w_hh, {{g.c_str(), gates * hidden}, {"H", hidden}}, sizeof(T)}},
+                {"w_hh", w_hh, {{g.c_str(), gates * hidden}, {out, proj}}, sizeof(T)},
+                {"w_hr", w_hr, {{"P", proj}, {"H", hidden}}, sizeof(T), false}},
                {});
 }
-template void check_packing<float>(const float*, const float*, int, int64_t, int64_t);
-template void check_packing<double>(const double*, const double*, int, int64_t, int64_t);
+template void check_packing<float>(const float*, const float*, const float*, int, int64_t,
+                                   int64_t, int64_t);
+template void check_packing<double>(const double*, const double*, const double*, int, int64_t,
+                                    int64_t, int64_t);
 
 }  // namespace cpu
 

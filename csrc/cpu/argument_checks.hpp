@@ -24,6 +24,7 @@ void check_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* d
                     const T* dhn, const GruGrads<T>& g);
 
 template <typename T>
-void check_packing(const T* w_ih, const T* w_hh, int gates, int64_t hidden, int64_t input);
+void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64_t hidden,
+                   int64_t input, int64_t proj);
 
 }  // namespace fusedrnn::cpu

@@ -74,14 +74,17 @@ struct ProjectionPlan {
   std::vector<cpu::PanelSet<T>> tilde;    // backward: w_hr columns of its units (K = P)
   std::vector<cpu::PanelSet<T>> state;    // backward: w_hh columns of its outputs (K = 4H)
 
-  // unpacked: the forward's w_hr rows left where they are (cpu::unpacked_weights_pay).
+  // unpacked: the forward's w_hr rows left where they are (cpu::unpacked_weights_pay); or
+  // they were packed once for many calls (p.packed).
   ProjectionPlan(const LstmProblem<T>& p, const LstmDims<T>& d, const cpu::TeamPlan<T>& team,
                  int lanes, bool training, bool unpacked = false) {
     for (int t = 0; t < team.threads; ++t) {
       const Range o = cpu::split_range(d.P, team.threads, t, lanes);
       outs.push_back(o);
       cpu::PanelSet<T> pr(d.H, lanes);
-      if (unpacked)
+      if (p.packed)
+        pr.refer_panels(p.packed->hr, o.begin / lanes, (o.size() + lanes - 1) / lanes);
+      else if (unpacked)
         pr.refer_gate_columns(p.w_hr, d.H, 1, d.P, o.begin, o.end);
       else
         pr.add_columns(p.w_hr, d.H, 1, o.begin, o.end);
@@ -102,14 +105,12 @@ template <typename T>
 void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const StepOrder& order,
                        const T* bias, T* y, T* hn, T* cn, const LstmSaved<T>* saved) {
   const auto& kernels = cpu::step_kernels<T>();
-  const bool unpacked = cpu::unpacked_weights_pay(
+  const bool unpacked = !p.packed && cpu::unpacked_weights_pay(
       d.T_, d.B, (d.G * (d.I + d.P) + d.P * d.H) * int64_t(sizeof(T)));
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.P, p.x, p.w_ih, bias, p.threads);
-  const auto plan =
-      cpu::TeamPlan<T>(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes,
-                       unpacked ? cpu::Panels::forward_unpacked : cpu::Panels::forward,
-                       p.threads, cpu::TeamPlan<T>::kLockstepWorkPerThread)
-          .with_input(xproj.loop_weights(), 4, d.H, d.I, kernels.panel_lanes, unpacked);
+  const auto plan = cpu::forward_plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, p.threads,
+                                      cpu::TeamPlan<T>::kLockstepWorkPerThread, false, p.packed,
+                                      unpacked, xproj.loop_weights(), d.I);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false, unpacked);
   std::vector<T> other(d.B * d.P), hproj(d.B * d.G), h_tilde(d.B * d.H);
   const int64_t H = d.H, P = d.P;

@@ -8,15 +8,17 @@ namespace fusedrnn {
 
 template <typename T>
 std::shared_ptr<const PackedWeights<T>> pack_weights(const T* w_ih, const T* w_hh, int gates,
-                                                     int64_t hidden, int64_t input) {
-  cpu::check_packing(w_ih, w_hh, gates, hidden, input);
-  return std::make_shared<const PackedWeights<T>>(w_ih, w_hh, gates, hidden, input,
+                                                     int64_t hidden, int64_t input,
+                                                     const T* w_hr, int64_t proj) {
+  if (!w_hr) proj = hidden;
+  cpu::check_packing(w_ih, w_hh, w_hr, gates, hidden, input, proj);
+  return std::make_shared<const PackedWeights<T>>(w_ih, w_hh, w_hr, gates, hidden, input, proj,
                                                   cpu::step_kernels<T>().panel_lanes);
 }
 
 template std::shared_ptr<const PackedWeights<float>> pack_weights<float>(
-    const float*, const float*, int, int64_t, int64_t);
+    const float*, const float*, int, int64_t, int64_t, const float*, int64_t);
 template std::shared_ptr<const PackedWeights<double>> pack_weights<double>(
-    const double*, const double*, int, int64_t, int64_t);
+    const double*, const double*, int, int64_t, int64_t, const double*, int64_t);
 
 }  // namespace fusedrnn

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
 
 #include "direct_loop.hpp"
 #include "team_loop.hpp"
@@ -59,15 +58,9 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
   const bool unpacked =
       !packed && unpacked_weights_pay(steps, batch, G * (I + H) * int64_t(sizeof(T)));
   StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads);
-  const Panels panels = packed ? Panels::none : unpacked ? Panels::forward_unpacked
-                                                         : Panels::forward;
-  const auto plan = [&]() -> TeamPlan<T> {
-    TeamPlan<T> team(w_hh, gates, H, H, batch, kernels.panel_lanes, panels, threads,
-                     TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
-    if (packed) return std::move(team).with_packed(*packed, xproj.loop_weights() != nullptr);
-    return std::move(team).with_input(xproj.loop_weights(), gates, H, I, kernels.panel_lanes,
-                                      unpacked);
-  }();
+  const auto plan = forward_plan(w_hh, gates, H, H, batch, kernels.panel_lanes, threads,
+                                 TeamPlan<T>::kWorkPerThread, /*claimed=*/true, packed,
+                                 unpacked, xproj.loop_weights(), I);
   team_forward(plan, xproj, order, steps, batch, H, G, y, state, row, pad);
 }
 

@@ -16,7 +16,8 @@ run on the CUDA backend (``fusedrnn.cuda``) and come back as arrays of the same 
 same device; NumPy input runs on the CPU. One call's arrays are all on the host or all on one
 GPU (``lengths`` may be either).
 
-``pack_weights(w_ih, w_hh)`` packs a layer's weights once for many forward calls (``packed=``).
+``pack_weights(w_ih, w_hh[, w_hr])`` packs a layer's weights once for many forward calls
+(``packed=``).
 
 (``_threads``, private: a per-call cap on the kernels' threads, 0 meaning set_num_threads';
 the modules use it to run the two directions of a layer side by side.)
@@ -75,26 +76,27 @@ def _check_saved(saved, kinds, forward):
         )
 
 
-def pack_weights(w_ih, w_hh):
+def pack_weights(w_ih, w_hh, w_hr=None):
     """Pack a layer's weights once, for many forward calls with ``packed=``.
 
-    Every forward packs w_ih and w_hh into its kernels' layout (a read and a write of both)
+    Every forward packs its weights into its kernels' layout (a read and a write of each)
     before it multiplies by them. A caller that runs the same weights again and again (a
     decoder's steps, a server's requests) can pack them once and pass the result as ``packed``
-    to lstm_forward, gru_forward, lstm_cell or gru_cell, with the same w_ih and w_hh. For an
-    LSTM without projection, w_hh (4*H, H), and a GRU with ``linear_before_reset=True``, w_hh
-    (3*H, H); float32 or float64, as the weights; CPU arrays.
+    to lstm_forward, gru_forward, lstm_cell or gru_cell, with the same weight arrays. For an
+    LSTM, w_hh (4*H, H), or with a projection w_hh (4*H, P) and ``w_hr`` (P, H); for a GRU with
+    ``linear_before_reset=True``, w_hh (3*H, H). float32 or float64, as the weights; CPU
+    arrays.
 
-    The forward's matrix products then read the packed copy: leave w_ih and w_hh unchanged
-    while it is in use (after changing them, pack them again). A call with other arrays than
-    ``packed.w_ih`` and ``packed.w_hh`` (the arrays packed: C-contiguous copies of the given
-    ones when those were not) is a ValueError. The results are those of the call without
-    ``packed``, except for calls of up to 32 rows (T * B; 64 with 8 MiB of weights or more),
-    which may differ in the last bits. The backward does not use it.
+    The forward's matrix products then read the packed copy: leave the weights unchanged while
+    it is in use (after changing them, pack them again). A call with other arrays than
+    ``packed.w_ih``, ``packed.w_hh`` (and ``packed.w_hr``), the arrays packed (C-contiguous
+    copies of the given ones when those were not), is a ValueError. The results are those of
+    the call without ``packed``, except for calls of up to 32 rows (T * B; 64 with 8 MiB of
+    weights or more), which may differ in the last bits. The backward does not use it.
     """
-    if cuda.any_on_device(w_ih, w_hh):
+    if cuda.any_on_device(w_ih, w_hh, w_hr):
         raise TypeError("pack_weights: packs CPU (NumPy) weights only")
-    return _core.pack_weights(*_arrays(w_ih, w_hh))
+    return _core.pack_weights(*_arrays(w_ih, w_hh, w_hr))
 
 
 def _check_packed_on_cpu(packed):
@@ -113,7 +115,8 @@ def lstm_forward(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, *, w_hr=
     the states after its last valid step. ``reverse`` runs each sequence from its last valid
     step back to t = 0 (the backward direction of a bidirectional layer). ``out=(y, hn, cn)``:
     C-contiguous arrays of the right shape and dtype to write the outputs into (returned).
-    ``packed``: ``pack_weights(w_ih, w_hh)`` of these weights, packed once for many calls.
+    ``packed``: ``pack_weights(w_ih, w_hh, w_hr)`` of these weights, packed once for many
+    calls.
     """
     if cuda.any_on_device(x, w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr):
         _check_packed_on_cpu(packed)
