@@ -80,6 +80,7 @@ def test_cpp_api_rejects_bad_arguments_by_name(tmp_path):
         "packed_other_weights": "packed: packed from other arrays than this call's weights",
         "pack_gates": "gates: expected 3 (GRU) or 4 (LSTM), got 5",
         "pack_null": "w_ih: expected an array of shape (4*H=20, I=4), got a null pointer",
+        "pack_w_hr_without_proj": "proj: expected P >= 1 with w_hr, got 0",
     }
     assert got == expected
     # Where Python can make the same bad call, it shows the same message.

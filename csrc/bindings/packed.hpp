@@ -1,4 +1,4 @@
-// The PackedWeights objects of fusedrnn.pack_weights: w_ih and w_hh packed once for many
+// The PackedWeights objects of fusedrnn.pack_weights: a layer's weights packed once for many
 // forward calls (fusedrnn.hpp, pack_weights), with the arrays they were packed from.
 #pragma once
 
@@ -27,7 +27,7 @@ struct PackedState {
 };
 
 // A forward's `packed` argument: null for None, else the packed weights, which must hold the
-// call's dtype (the core checks that they were packed from the call's w_ih and w_hh).
+// call's dtype (the core checks that they were packed from the call's weights).
 template <typename T>
 const PackedWeights<T>* packed_of(py::handle obj) {
   if (obj.is_none()) return nullptr;

@@ -67,7 +67,7 @@ std::string describe(const PackedState& s) {
 
 void bind_packed(py::module_& m) {
   py::class_<PackedState>(m, "PackedWeights",
-                          "w_ih and w_hh packed once for many forward calls (opaque).")
+                          "A layer's weights packed once for many forward calls (opaque).")
       .def_property_readonly("w_ih", [](const PackedState& s) { return s.w_ih; })
       .def_property_readonly("w_hh", [](const PackedState& s) { return s.w_hh; })
       .def_property_readonly("w_hr", [](const PackedState& s) { return s.w_hr; })

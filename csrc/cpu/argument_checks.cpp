@@ -304,6 +304,7 @@ void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64
   if (gates != 3 && gates != 4)
     fail("gates: expected 3 (GRU) or 4 (LSTM), got " + std::to_string(gates));
   if (w_hr && gates != 4) fail("w_hr: a projection is for an LSTM (gates = 4) only");
+  if (w_hr && proj < 1) fail("proj: expected P >= 1 with w_hr, got " + std::to_string(proj));
   check_common_sizes(1, 1, input, hidden, gates);
   non_negative("proj", proj);
   fits_blas("w_hr", "P", proj);

@@ -70,6 +70,9 @@ int main() {
     expect_error("pack_null", [&] {
       fusedrnn::pack_weights<float>(nullptr, l.w_hh.data(), 4, l.H, l.I);
     });
+    expect_error("pack_w_hr_without_proj", [&] {
+      fusedrnn::pack_weights<float>(l.w_ih.data(), l.w_hh.data(), 4, l.H, l.I, l.w_hh.data());
+    });
   }
   for (auto* out : {&l.y, &l.hn, &l.cn}) out->assign(out->size(), -7.0f);
   expect_error("negative_steps", [&] { auto p = l.problem(); p.steps = -1; l.forward(p); });
