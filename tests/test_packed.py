@@ -29,9 +29,9 @@ from conftest import (
 CELLS = ["lstm", "lstm_proj", "gru"]  # the cells pack_weights serves (linear_before_reset GRU)
 
 # (T, B, I, H): one row (without packed: the direct loop); up to 32 rows (without packed:
-# unpacked dot products); more rows (panels either way); H not a
-# multiple of the panels' 16 (float32) or 8 (float64) lanes; enough work a step for the two
-# threads to claim parts (1x40x64: 4 parts of 16 units).
+# unpacked dot products); more rows (panels either way); H not a multiple of the panels' 16
+# (float32) or 8 (float64) lanes; enough work a step for the two threads to claim parts
+# (1x40x64: 4 parts of 16 units).
 SIZES = [(1, 1, 5, 7), (3, 4, 9, 20), (1, 32, 6, 37), (2, 17, 16, 40), (9, 5, 7, 33),
          (1, 40, 64, 64), (5, 33, 3, 1)]
 
@@ -39,7 +39,8 @@ SIZES = [(1, 1, 5, 7), (3, 4, 9, 20), (1, 32, 6, 37), (2, 17, 16, 40), (9, 5, 7,
 def _problem(cell, T, B, I, H, dtype, **kw):
     P = max(1, H // 2) if cell == "lstm_proj" else 0
     return make_problem(rng_for("packed", cell, T, B, I, H, dtype, tuple(kw.items())),
-                        cell[:4].rstrip("_"), T, B, I, H, P=P, dtype=dtype, **kw)
+                        "gru" if cell == "gru" else "lstm", T, B, I, H, P=P, dtype=dtype,
+                        **kw)
 
 
 def _pack(p):
@@ -65,7 +66,7 @@ def test_packed_forward_matches_reference_and_unpacked(cell, T, B, I, H, dtype, 
                        context=describe(p) + " backward after a packed forward")
     plain, _ = kernel_forward(p, training=False)
     again, _ = kernel_forward(p, training=False, packed=packed)
-    assert_named_equal(again, {k: v for k, v in out.items()}, describe(p) + " training flag")
+    assert_named_equal(again, out, describe(p) + " training flag")
     if T * B > 32:  # the same products as without packed: the same bits
         assert_named_equal(again, plain, describe(p) + " packed vs unpacked")
 
