@@ -26,7 +26,7 @@ from conftest import (
     rng_for,
 )
 
-CELLS = ["lstm", "lstm_proj", "gru"]  # the cells pack_weights serves (linear_before_reset GRU)
+CELLS = ["lstm", "lstm_proj", "gru", "gru_nolbr"]
 
 # (T, B, I, H): one row (without packed: the direct loop); up to 32 rows (without packed:
 # unpacked dot products); more rows (panels either way); H not a multiple of the panels' 16
@@ -39,12 +39,13 @@ SIZES = [(1, 1, 5, 7), (3, 4, 9, 20), (1, 32, 6, 37), (2, 17, 16, 40), (9, 5, 7,
 def _problem(cell, T, B, I, H, dtype, **kw):
     P = max(1, H // 2) if cell == "lstm_proj" else 0
     return make_problem(rng_for("packed", cell, T, B, I, H, dtype, tuple(kw.items())),
-                        "gru" if cell == "gru" else "lstm", T, B, I, H, P=P, dtype=dtype,
-                        **kw)
+                        cell[:cell.find("_")] if "_" in cell else cell, T, B, I, H, P=P,
+                        dtype=dtype, linear_before_reset=cell != "gru_nolbr", **kw)
 
 
 def _pack(p):
-    return fusedrnn.pack_weights(p.w_ih, p.w_hh, p.w_hr)
+    return fusedrnn.pack_weights(p.w_ih, p.w_hh, p.w_hr,
+                                 linear_before_reset=p.linear_before_reset)
 
 
 @pytest.mark.parametrize("lengths", [None, "random"], ids=["full", "lengths"])
@@ -204,8 +205,14 @@ def _bad_calls():
     yield "gru w_hr", ValueError, r"w_hh: expected shape \(4\*H=20, P=4\) \(an LSTM with " \
         r"projection\), got \(24, 4\)", lambda: fusedrnn.pack_weights(g_ih, g_hh[:, :4],
                                                                         f32(4, 5))
-    yield "original GRU", ValueError, "packed: not for linear_before_reset=False", \
-        lambda: fusedrnn.gru_forward(x, g_ih, g_hh, linear_before_reset=False, packed=gru)
+    yield "original GRU", ValueError, "packed: packed for linear_before_reset=True, this call " \
+        "has False", lambda: fusedrnn.gru_forward(x, g_ih, g_hh, linear_before_reset=False,
+                                                 packed=gru)
+    original = fusedrnn.pack_weights(g_ih, g_hh, linear_before_reset=False)
+    yield "lbr GRU", ValueError, "packed: packed for linear_before_reset=False, this call " \
+        "has True", lambda: fusedrnn.gru_forward(x, g_ih, g_hh, packed=original)
+    yield "lstm nolbr", ValueError, "linear_before_reset: False is for a GRU", \
+        lambda: fusedrnn.pack_weights(w_ih, w_hh, linear_before_reset=False)
     yield "cell", ValueError, "packed: packed from other arrays", \
         lambda: fusedrnn.gru_cell(x[0], None, g_ih, g_hh.copy(), packed=gru)
     yield "w_hh shape", ValueError, r"w_hh: expected shape \(4\*H, H\) \(an LSTM\) or " \
@@ -244,7 +251,7 @@ def _module_cases():
     yield "lstm", dict(num_layers=2, bidirectional=True)
     yield "gru", dict(num_layers=2, bidirectional=True)
     yield "lstm_proj", dict(num_layers=2, proj_size=5)
-    yield "gru_nolbr", dict(linear_before_reset=False)  # stays unpacked
+    yield "gru_nolbr", dict(linear_before_reset=False)
 
 
 @pytest.mark.parametrize("name,kw", list(_module_cases()), ids=[c[0] for c in _module_cases()])
@@ -255,7 +262,7 @@ def test_module_pack_weights(name, kw, B):
     x = rng_for("module packed", name, B).standard_normal((2, B, 7))
     plain = m(x)
     assert m.pack_weights() is m
-    assert len(m._packs) == {"lstm": 4, "gru": 4, "lstm_proj": 2, "gru_nolbr": 0}[name]
+    assert len(m._packs) == {"lstm": 4, "gru": 4, "lstm_proj": 2, "gru_nolbr": 1}[name]
     packed = m(x)
     for a, b in zip(_flat(packed), _flat(plain)):
         if 2 * B > 32:  # the same products: the same bits

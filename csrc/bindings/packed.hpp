@@ -21,6 +21,7 @@ struct PackedState {
   bool is_double = false;
   int gates = 0;
   int64_t hidden = 0, input = 0, proj = 0;
+  bool linear_before_reset = true;
   py::array w_ih, w_hh;                 // what was packed: C-contiguous, kept alive
   py::object w_hr = py::none();         // with a projection, else None
   std::shared_ptr<const void> weights;  // PackedWeights<float or double>

@@ -12,7 +12,8 @@ namespace fusedrnn::bind {
 namespace {
 
 template <typename T>
-PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj) {
+PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj,
+                 bool linear_before_reset) {
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(G*H, H)");
   const bool projected = !w_hr_obj.is_none();
   const int64_t H = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)")[1] : whh[1];
@@ -38,6 +39,7 @@ PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj) 
   PackedState st;
   st.is_double = std::is_same_v<T, double>;
   st.gates = gates, st.hidden = H, st.input = I, st.proj = P;
+  st.linear_before_reset = linear_before_reset;
   st.w_ih = take<T>("w_ih", w_ih_obj, {{G.c_str(), gates * H}, {"I", I}});
   st.w_hh = take<T>("w_hh", w_hh_obj, {{G.c_str(), gates * H}, {projected ? "P" : "H", P}});
   const T* w_hr = nullptr;
@@ -50,14 +52,15 @@ PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj) 
   const T* w_hh = static_cast<const T*>(st.w_hh.data());
   {
     py::gil_scoped_release nogil;
-    st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I, w_hr, P);
+    st.weights = pack_weights<T>(w_ih, w_hh, gates, H, I, w_hr, P, linear_before_reset);
   }
   return st;
 }
 
 std::string describe(const PackedState& s) {
   const bool projected = !s.w_hr.is_none();
-  return std::string("<fusedrnn PackedWeights ") + (s.gates == 4 ? "LSTM" : "GRU") +
+  const char* cell = s.gates == 4 ? "LSTM" : s.linear_before_reset ? "GRU" : "GRU (original)";
+  return std::string("<fusedrnn PackedWeights ") + cell +
          " H=" + std::to_string(s.hidden) + " I=" + std::to_string(s.input) +
          (projected ? " P=" + std::to_string(s.proj) : "") +
          (s.is_double ? " float64>" : " float32>");
@@ -74,15 +77,18 @@ void bind_packed(py::module_& m) {
       .def_property_readonly("gates", [](const PackedState& s) { return s.gates; })
       .def_property_readonly("hidden_size", [](const PackedState& s) { return s.hidden; })
       .def_property_readonly("input_size", [](const PackedState& s) { return s.input; })
+      .def_property_readonly("linear_before_reset",
+                             [](const PackedState& s) { return s.linear_before_reset; })
       .def("__repr__", &describe);
 
   m.def(
       "pack_weights",
-      [](py::handle w_ih, py::handle w_hh, py::handle w_hr) {
-        return is_double("w_ih", w_ih) ? pack<double>(w_ih, w_hh, w_hr)
-                                       : pack<float>(w_ih, w_hh, w_hr);
+      [](py::handle w_ih, py::handle w_hh, py::handle w_hr, bool linear_before_reset) {
+        return is_double("w_ih", w_ih) ? pack<double>(w_ih, w_hh, w_hr, linear_before_reset)
+                                       : pack<float>(w_ih, w_hh, w_hr, linear_before_reset);
       },
-      py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr") = py::none());
+      py::arg("w_ih"), py::arg("w_hh"), py::arg("w_hr") = py::none(),
+      py::arg("linear_before_reset") = true);
 }
 
 }  // namespace fusedrnn::bind

@@ -261,8 +261,11 @@ void check_forward(const GruProblem<T>& p, const T* h0, const T* y, const T* hn,
   if (saved) append(outputs, gru_saved(p, *saved));
   check_arrays(inputs, outputs);
   check_lengths(p.lengths, B, T_);
-  if (p.packed && !p.linear_before_reset) fail("packed: not for linear_before_reset=False");
   check_packed(p.packed, 3, H, p.input, H, p.w_ih, p.w_hh);
+  if (p.packed && p.packed->linear_before_reset != p.linear_before_reset)
+    fail(std::string("packed: packed for linear_before_reset=") +
+         (p.linear_before_reset ? "False" : "True") + ", this call has " +
+         (p.linear_before_reset ? "True" : "False"));
 }
 
 template <typename T>
@@ -300,9 +303,11 @@ FUSEDRNN_CHECKS(double)
 // pack_weights' arguments: a cell's gate count, sizes within the BLAS's, the weights there.
 template <typename T>
 void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64_t hidden,
-                   int64_t input, int64_t proj) {
+                   int64_t input, int64_t proj, bool linear_before_reset) {
   if (gates != 3 && gates != 4)
     fail("gates: expected 3 (GRU) or 4 (LSTM), got " + std::to_string(gates));
+  if (!linear_before_reset && gates != 3)
+    fail("linear_before_reset: False is for a GRU (gates = 3) only");
   if (w_hr && gates != 4) fail("w_hr: a projection is for an LSTM (gates = 4) only");
   if (w_hr && proj < 1) fail("proj: expected P >= 1 with w_hr, got " + std::to_string(proj));
   check_common_sizes(1, 1, input, hidden, gates);
@@ -316,9 +321,9 @@ void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64
                {});
 }
 template void check_packing<float>(const float*, const float*, const float*, int, int64_t,
-                                   int64_t, int64_t);
+                                   int64_t, int64_t, bool);
 template void check_packing<double>(const double*, const double*, const double*, int, int64_t,
-                                    int64_t, int64_t);
+                                    int64_t, int64_t, bool);
 
 }  // namespace cpu
 

@@ -25,6 +25,6 @@ void check_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* d
 
 template <typename T>
 void check_packing(const T* w_ih, const T* w_hh, const T* w_hr, int gates, int64_t hidden,
-                   int64_t input, int64_t proj);
+                   int64_t input, int64_t proj, bool linear_before_reset);
 
 }  // namespace fusedrnn::cpu

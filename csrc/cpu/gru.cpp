@@ -69,17 +69,24 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const int lanes = kernels.panel_lanes;
   const int64_t H = d.H, G = d.G;
   const bool unpacked =
-      cpu::unpacked_weights_pay(d.T_, d.B, G * (d.I + H) * int64_t(sizeof(T)));
+      !p.packed && cpu::unpacked_weights_pay(d.T_, d.B, G * (d.I + H) * int64_t(sizeof(T)));
   cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
-  const auto plan =
-      cpu::TeamPlan<T>(p.w_hh, 2, H, H, d.B, lanes,
-                       unpacked ? cpu::Panels::forward_unpacked : cpu::Panels::forward,
-                       p.threads, cpu::TeamPlan<T>::kLockstepWorkPerThread)
-          .with_input(xproj.loop_weights(), 3, H, d.I, lanes, unpacked);
+  const auto plan = [&]() -> cpu::TeamPlan<T> {
+    const cpu::Panels panels = p.packed ? cpu::Panels::none
+                               : unpacked ? cpu::Panels::forward_unpacked
+                                          : cpu::Panels::forward;
+    cpu::TeamPlan<T> team(p.w_hh, 2, H, H, d.B, lanes, panels, p.threads,
+                          cpu::TeamPlan<T>::kLockstepWorkPerThread);
+    if (p.packed)
+      return std::move(team).with_packed(*p.packed, xproj.loop_weights() != nullptr);
+    return std::move(team).with_input(xproj.loop_weights(), 3, H, d.I, lanes, unpacked);
+  }();
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);
-    if (unpacked)
+    if (p.packed)
+      reset.back().refer_panels(p.packed->hn, u.begin / lanes, (u.size() + lanes - 1) / lanes);
+    else if (unpacked)
       reset.back().refer_gate_columns(p.w_hh, H, 1, H, 2 * H + u.begin, 2 * H + u.end);
     else
       reset.back().add_columns(p.w_hh, H, 1, 2 * H + u.begin, 2 * H + u.end);

@@ -76,16 +76,16 @@ def _check_saved(saved, kinds, forward):
         )
 
 
-def pack_weights(w_ih, w_hh, w_hr=None):
+def pack_weights(w_ih, w_hh, w_hr=None, *, linear_before_reset=True):
     """Pack a layer's weights once, for many forward calls with ``packed=``.
 
     Every forward packs its weights into its kernels' layout (a read and a write of each)
     before it multiplies by them. A caller that runs the same weights again and again (a
     decoder's steps, a server's requests) can pack them once and pass the result as ``packed``
     to lstm_forward, gru_forward, lstm_cell or gru_cell, with the same weight arrays. For an
-    LSTM, w_hh (4*H, H), or with a projection w_hh (4*H, P) and ``w_hr`` (P, H); for a GRU with
-    ``linear_before_reset=True``, w_hh (3*H, H). float32 or float64, as the weights; CPU
-    arrays.
+    LSTM, w_hh (4*H, H), or with a projection w_hh (4*H, P) and ``w_hr`` (P, H); for a GRU,
+    w_hh (3*H, H), and ``linear_before_reset`` as the calls will have it (the original GRU
+    splits w_hh otherwise). float32 or float64, as the weights; CPU arrays.
 
     The forward's matrix products then read the packed copy: leave the weights unchanged while
     it is in use (after changing them, pack them again). A call with other arrays than
@@ -96,7 +96,7 @@ def pack_weights(w_ih, w_hh, w_hr=None):
     """
     if cuda.any_on_device(w_ih, w_hh, w_hr):
         raise TypeError("pack_weights: packs CPU (NumPy) weights only")
-    return _core.pack_weights(*_arrays(w_ih, w_hh, w_hr))
+    return _core.pack_weights(*_arrays(w_ih, w_hh, w_hr), bool(linear_before_reset))
 
 
 def _check_packed_on_cpu(packed):

@@ -316,17 +316,17 @@ class _RNNBase:
         which says what it gains). Eval mode only (a RuntimeError in training mode); ``train()``
         drops the packed weights, and so do ``load_state_dict`` and assigning a parameter. They
         are a snapshot: after changing a parameter in place any other way, call this again.
-        GRUs with ``linear_before_reset=False`` stay unpacked. Returns the module.
+        Returns the module.
         """
         if self.training:
             raise RuntimeError("pack_weights: for inference; call eval() first (train() "
                                "would drop the packed weights)")
         self._packs = {}
-        if self.linear_before_reset:
-            for layer in range(self.num_layers):
-                for d in range(self.num_directions):
-                    w_ih, w_hh, _, _, w_hr = self._layer_params(layer, d)
-                    self._packs[(layer, d)] = F.pack_weights(w_ih, w_hh, w_hr)
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                w_ih, w_hh, _, _, w_hr = self._layer_params(layer, d)
+                self._packs[(layer, d)] = F.pack_weights(
+                    w_ih, w_hh, w_hr, linear_before_reset=self.linear_before_reset)
         return self
 
     def __repr__(self):

@@ -131,18 +131,19 @@ void gru_backward(const GruProblem<T>& p, const GruSaved<T>& saved, const T* dy,
 // layout (a read and a write of both) before it multiplies by them; a caller that runs the same
 // weights again and again (a decoder's steps, a server's requests) can pack them once here and set
 // the problem's `packed` in each call. For an LSTM (gates = 4; w_ih [4H, input], w_hh [4H, H], or
-// with a projection w_hh [4H, proj] and w_hr [proj, H]) or a GRU with linear_before_reset (gates =
-// 3). The forward's GEMMs then read the packed copy, not the weights: leave those unchanged while
-// it is in use (as with a training forward's saved block), or pack them again. A call must pass the
-// same weight pointers and sizes (checked). The backward does not use it. Results are those of the
-// same call without `packed`, but for calls of up to 32 rows (T * B; 64 with 8 MiB of weights or
-// more), where they may differ in the last bits (without it one row runs BLAS matrix-vector
-// products and the others read the weights unpacked, summing in other orders). Throws
-// std::invalid_argument for bad arguments, as the entry points do.
+// with a projection w_hh [4H, proj] and w_hr [proj, H]) or a GRU (gates = 3; linear_before_reset as
+// the calls will have it). The forward's GEMMs then read the packed copy, not the weights: leave
+// those unchanged while it is in use (as with a training forward's saved block), or pack them
+// again. A call must pass the same weight pointers and sizes (checked). The backward does not use
+// it. Results are those of the same call without `packed`, but for calls of up to 32 rows (T * B;
+// 64 with 8 MiB of weights or more), where they may differ in the last bits (without it one row
+// runs BLAS matrix-vector products and the others read the weights unpacked, summing in other
+// orders). Throws std::invalid_argument for bad arguments, as the entry points do.
 template <typename T>
 std::shared_ptr<const PackedWeights<T>> pack_weights(const T* w_ih, const T* w_hh, int gates,
                                                      int64_t hidden, int64_t input,
-                                                     const T* w_hr = nullptr, int64_t proj = 0);
+                                                     const T* w_hr = nullptr, int64_t proj = 0,
+                                                     bool linear_before_reset = true);
 
 // The size checks alone (they read no pointer), for a caller that wants them before it
 // allocates anything; the entry points make them too.
