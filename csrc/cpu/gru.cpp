@@ -71,16 +71,9 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   const bool unpacked =
       !p.packed && cpu::unpacked_weights_pay(d.T_, d.B, G * (d.I + H) * int64_t(sizeof(T)));
   cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
-  const auto plan = [&]() -> cpu::TeamPlan<T> {
-    const cpu::Panels panels = p.packed ? cpu::Panels::none
-                               : unpacked ? cpu::Panels::forward_unpacked
-                                          : cpu::Panels::forward;
-    cpu::TeamPlan<T> team(p.w_hh, 2, H, H, d.B, lanes, panels, p.threads,
-                          cpu::TeamPlan<T>::kLockstepWorkPerThread);
-    if (p.packed)
-      return std::move(team).with_packed(*p.packed, xproj.loop_weights() != nullptr);
-    return std::move(team).with_input(xproj.loop_weights(), 3, H, d.I, lanes, unpacked);
-  }();
+  const auto plan = cpu::forward_plan(p.w_hh, 2, 3, H, H, d.B, lanes, p.threads,
+                                      cpu::TeamPlan<T>::kLockstepWorkPerThread, false, p.packed,
+                                      unpacked, xproj.loop_weights(), d.I);
   std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);

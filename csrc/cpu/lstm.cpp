@@ -108,9 +108,9 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
   const bool unpacked = !p.packed && cpu::unpacked_weights_pay(
       d.T_, d.B, (d.G * (d.I + d.P) + d.P * d.H) * int64_t(sizeof(T)));
   cpu::StepProjection<T> xproj(order, d.T_, d.B, d.G, d.I, d.P, p.x, p.w_ih, bias, p.threads);
-  const auto plan = cpu::forward_plan(p.w_hh, 4, d.H, d.P, d.B, kernels.panel_lanes, p.threads,
-                                      cpu::TeamPlan<T>::kLockstepWorkPerThread, false, p.packed,
-                                      unpacked, xproj.loop_weights(), d.I);
+  const auto plan = cpu::forward_plan(p.w_hh, 4, 4, d.H, d.P, d.B, kernels.panel_lanes,
+                                      p.threads, cpu::TeamPlan<T>::kLockstepWorkPerThread, false,
+                                      p.packed, unpacked, xproj.loop_weights(), d.I);
   const ProjectionPlan<T> proj(p, d, plan, kernels.panel_lanes, false, unpacked);
   std::vector<T> other(d.B * d.P), hproj(d.B * d.G), h_tilde(d.B * d.H);
   const int64_t H = d.H, P = d.P;

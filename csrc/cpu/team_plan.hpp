@@ -161,20 +161,21 @@ struct TeamPlan {
   }
 };
 
-// A forward loop's plan: each part's w_hh panels (the gates of its units; k: H, or P with a
-// projection) and, where the loop projects the input itself (loop_w_ih, from
-// StepProjection::loop_weights), its w_ih panels: read from weights packed once for many calls
-// (packed), left unpacked (unpacked_weights_pay), or packed for this call.
+// A forward loop's plan: each part's w_hh panels (`gates` gates of its units; k: H, or P with a
+// projection; the original GRU's loop takes r and z here) and, where the loop projects the
+// input itself (loop_w_ih, from StepProjection::loop_weights), its w_ih panels (input_gates):
+// read from weights packed once for many calls (packed), left unpacked (unpacked_weights_pay),
+// or packed for this call.
 template <typename T>
-TeamPlan<T> forward_plan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch,
-                         int lanes, int threads, int64_t min_work, bool claimed,
+TeamPlan<T> forward_plan(const T* w_hh, int gates, int input_gates, int64_t hidden, int64_t k,
+                         int64_t batch, int lanes, int threads, int64_t min_work, bool claimed,
                          const PackedWeights<T>* packed, bool unpacked, const T* loop_w_ih,
                          int64_t input) {
   const Panels panels =
       packed ? Panels::none : unpacked ? Panels::forward_unpacked : Panels::forward;
   TeamPlan<T> plan(w_hh, gates, hidden, k, batch, lanes, panels, threads, min_work, claimed);
   if (packed) return std::move(plan).with_packed(*packed, loop_w_ih != nullptr);
-  return std::move(plan).with_input(loop_w_ih, gates, hidden, input, lanes, unpacked);
+  return std::move(plan).with_input(loop_w_ih, input_gates, hidden, input, lanes, unpacked);
 }
 
 template <typename T>

@@ -58,7 +58,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
   const bool unpacked =
       !packed && unpacked_weights_pay(steps, batch, G * (I + H) * int64_t(sizeof(T)));
   StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads);
-  const auto plan = forward_plan(w_hh, gates, H, H, batch, kernels.panel_lanes, threads,
+  const auto plan = forward_plan(w_hh, gates, gates, H, H, batch, kernels.panel_lanes, threads,
                                  TeamPlan<T>::kWorkPerThread, /*claimed=*/true, packed,
                                  unpacked, xproj.loop_weights(), I);
   team_forward(plan, xproj, order, steps, batch, H, G, y, state, row, pad);
