@@ -78,7 +78,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);
     if (p.packed)
-      reset.back().refer_panels(p.packed->hn, u.begin / lanes, (u.size() + lanes - 1) / lanes);
+      reset.back().refer_panels(p.packed->hn, p.packed->panels_of(u, 1));
     else if (unpacked)
       reset.back().refer_gate_columns(p.w_hh, H, 1, H, 2 * H + u.begin, 2 * H + u.end);
     else

@@ -83,7 +83,7 @@ struct ProjectionPlan {
       outs.push_back(o);
       cpu::PanelSet<T> pr(d.H, lanes);
       if (p.packed)
-        pr.refer_panels(p.packed->hr, o.begin / lanes, (o.size() + lanes - 1) / lanes);
+        pr.refer_panels(p.packed->hr, p.packed->panels_of(o, 1));
       else if (unpacked)
         pr.refer_gate_columns(p.w_hr, d.H, 1, d.P, o.begin, o.end);
       else

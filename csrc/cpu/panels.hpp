@@ -73,9 +73,10 @@ struct PanelSet {
   int64_t count() const { return static_cast<int64_t>(col.size()); }
   const T* panels() const { return elsewhere ? elsewhere : data.data(); }
 
-  // Panels [first, first + n) of `all`, read where they are: a part's share of the panels
-  // packed once for many calls (PackedWeights).
-  void refer_panels(const PanelSet& all, int64_t first, int64_t n) {
+  // Panels [first, first + n) of `all` (run: first, n), read where they are: a part's share of
+  // the panels packed once for many calls (PackedWeights::panels_of).
+  void refer_panels(const PanelSet& all, std::pair<int64_t, int64_t> run) {
+    const auto [first, n] = run;
     elsewhere = all.panels() + first * k * lanes;
     col.assign(all.col.begin() + first, all.col.begin() + first + n);
     width.assign(all.width.begin() + first, all.width.begin() + first + n);

@@ -127,10 +127,8 @@ struct TeamPlan {
     forward.assign(units.size(), PanelSet<T>(w.hh.k, w.hh.lanes));
     input.assign(units.size(), PanelSet<T>(w.ih.k, w.ih.lanes));
     for (size_t p = 0; p < units.size(); ++p) {
-      const auto [first, n] = w.panels_of(units[p], w.hh_gates());
-      forward[p].refer_panels(w.hh, first, n);
-      const auto [first_in, n_in] = w.panels_of(units[p], w.gates);
-      if (input_panels) input[p].refer_panels(w.ih, first_in, n_in);
+      forward[p].refer_panels(w.hh, w.panels_of(units[p], w.hh_gates()));
+      if (input_panels) input[p].refer_panels(w.ih, w.panels_of(units[p], w.gates));
     }
     return std::move(*this);
   }
