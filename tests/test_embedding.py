@@ -140,3 +140,21 @@ def test_part_claims(tmp_path):
                    "front_after_all": -1, "back_after_all": -1, "step_1_parts": 5,
                    "step_2_before_refill": -1, "step_2_after_refill": 4}
 
+
+
+@needs_cmake
+def test_float_activations(tmp_path):
+    """tests/cpp/activations.cpp: the CPU kernels' float exp, sigmoid and tanh against double
+    precision over about a million floats of each sign. tanh (a rational fit, at most 3.3e-7
+    with FMA, 3.8e-7 without) is odd, never above 1, saturates to +-1 and keeps -0's sign;
+    sigmoid stays in [0, 1]; NaN stays NaN."""
+    lines = build_and_run(API_ERRORS, "activations", tmp_path).splitlines()
+    got = {k: float(v) for k, v in (line.split(": ") for line in lines)}
+    assert got.pop("tanh_worst_relative") < 4.5e-7
+    assert got.pop("sigmoid_worst_relative") < 2e-7
+    assert got.pop("exp_worst_relative") < 1.5e-7
+    assert got.pop("tanh_tiny") == 1.0  # tanh(1e-30) is 1e-30, not 0
+    assert got.pop("sigmoid_minus_inf") < 1e-37  # exp's input is clamped at 87: not exactly 0
+    assert got == {"tanh_above_one": 0.0, "tanh_not_odd": 0.0, "tanh_inf": 1.0,
+                   "tanh_minus_inf": -1.0, "tanh_minus_zero_sign": 1.0, "tanh_nan_is_nan": 1.0,
+                   "sigmoid_outside_0_1": 0.0, "sigmoid_inf": 1.0, "sigmoid_nan_is_nan": 1.0}
