@@ -1,5 +1,6 @@
 """The thread team: results identical for every thread count, and equal to the reference when
-the hidden units are split across threads (H spans several SIMD panels per thread)."""
+the hidden units are split across threads (H spans several SIMD panels per thread), or, in the
+one-barrier forward loops (LSTM, GRU) with weights of up to 1 MiB, the batch rows."""
 
 import numpy as np
 import pytest
@@ -16,8 +17,14 @@ LENGTHS = np.resize(np.array([7, 0, 3, 7, 1, 5, 2]), B)
 
 P = 67  # the projection's outputs are split across threads too
 
+# Which split the LSTM and GRU forward loops make of this problem (the others split units):
+# with I = 11 the weights (297 KB for the float32 LSTM, 595 KB float64) fit the 1 MiB under
+# which each thread runs its own batch rows through every unit; with I = 600 (over 1.1 MB for
+# either cell) each thread runs its units of every row, with a barrier each step.
+SPLITS = {"rows": 11, "units": 600}
 
-def problem(cell, dtype, seed=0, T=T, B=B, H=H):
+
+def problem(cell, dtype, seed=0, T=T, B=B, H=H, I=I):
     G = 3 if cell.startswith("gru") else 4
     out = P if cell == "lstmp" else H
     rng = np.random.default_rng(seed)
@@ -46,11 +53,12 @@ def run(cell, p, threads, reverse, lengths):
         fusedrnn.set_num_threads(before)
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
-def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths):
-    p = problem(cell, np.float32)
+def test_thread_counts_give_bitwise_identical_results(cell, reverse, lengths, split):
+    p = problem(cell, np.float32, I=SPLITS[split])
     one = run(cell, p, 1, reverse, lengths)
     for threads in (2, 3):
         many = run(cell, p, threads, reverse, lengths)
@@ -78,10 +86,11 @@ def test_few_steps_give_bitwise_identical_results(cell, reverse, lengths):
             assert np.array_equal(a, b), f"{threads} threads differ from 1"
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_split_units_match_reference(cell, reverse):
-    p = problem(cell, np.float64, seed=1)
+def test_split_work_matches_reference(cell, reverse, split):
+    p = problem(cell, np.float64, seed=1, I=SPLITS[split])
     got = run(cell, p, 2, reverse, LENGTHS)
     if cell.startswith("lstm"):
         y, hn, cn, cache = ref.lstm_forward(**p, lengths=LENGTHS, reverse=reverse)
@@ -118,10 +127,10 @@ def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, l
     """With no patience, a thread that waits for its partner at a barrier runs the rest of the
     loop alone (as it does when a busy machine deschedules the partner): same bits. The
     projected LSTM and the original GRU have two barriers a step, either of which may be
-    where the loop is taken over."""
+    where the loop is taken over. (Units split: a loop of batch rows has no barrier.)"""
     from fusedrnn import _core
 
-    p = problem(cell, np.float32, seed=5)
+    p = problem(cell, np.float32, seed=5, I=SPLITS["units"])
     one = run(cell, p, 1, reverse, lengths)
     _core._set_take_over_patience(0)
     try:
@@ -134,17 +143,19 @@ def test_a_loop_taken_over_by_one_thread_gives_the_same_results(cell, reverse, l
         _core._set_take_over_patience(-1)
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("cell", ["lstm", "lstmp", "gru", "gru_original"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("lengths", [None, LENGTHS])
-def test_a_worker_joining_late_gives_the_same_results(cell, reverse, lengths):
+def test_a_worker_joining_late_gives_the_same_results(cell, reverse, lengths, split):
     """A worker that comes late to a two-thread loop joins it mid-sequence (the caller runs
     every part alone until then), or not at all: same bits as one thread. The delays put its
     arrival before the caller starts alone, at various steps (forward and backward loops
-    alike), and after the end."""
+    alike), and after the end. A loop of batch rows leaves the late worker's part to the
+    caller, if the caller's own part ends first."""
     from fusedrnn import _core
 
-    p = problem(cell, np.float32, seed=6)
+    p = problem(cell, np.float32, seed=6, I=SPLITS[split])
     one = run(cell, p, 1, reverse, lengths)
     try:
         for delay_us in (0, 80, 200, 500, 1000, 20000):
@@ -166,7 +177,7 @@ def test_a_slow_worker_leaves_parts_to_the_caller_with_the_same_results(cell, re
     recurrent GEMM and its next step's gate pass go together): same bits as one thread."""
     from fusedrnn import _core
 
-    p = problem(cell, np.float32, seed=7)
+    p = problem(cell, np.float32, seed=7, I=SPLITS["units"])
     one = run(cell, p, 1, reverse, lengths)
     try:
         for delay_us in (5, 50):

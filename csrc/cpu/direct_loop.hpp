@@ -50,8 +50,8 @@ void direct_forward(const T* x, int64_t I, const T* w_ih, const T* bias, const T
               xb);
       gemv<T>(false, G, H, w_hh, H, h + b * H, T(0), hproj.data() + b * G);
     }
-    forward_rows([&](int64_t, int64_t b) { return xr.data() + b * G; }, order, s, batch, H, G,
-                 Range{0, H}, hproj.data(), h, h_next, y, row, pad);
+    forward_rows([&](int64_t, int64_t b) { return xr.data() + b * G; }, order, s, batch,
+                 Range{0, batch}, H, G, Range{0, H}, hproj.data(), h, h_next, y, row, pad);
     std::swap(h, h_next);
   }
   settle_columns(h, state, batch, H, 0, H);

@@ -177,14 +177,14 @@ class PartRun {
 };
 
 // Step s of a forward time loop over units u, after hproj [B, G] = h @ w_hh^T: for every batch
-// row, row(...) where it is valid (xrow(s, b): the row's input projection), else the state
-// carries over, y is 0 and pad(s, b, u) (see team_forward).
+// row of `rows`, row(...) where it is valid (xrow(s, b): the row's input projection), else the
+// state carries over, y is 0 and pad(s, b, u) (see team_forward).
 template <typename T, typename XRow, typename Row, typename Pad>
 void forward_rows(const XRow& xrow, const StepOrder& order, int64_t s, int64_t batch,
-                  int64_t H, int64_t G, const Range& u, const T* hproj, const T* h, T* h_next,
-                  T* y, Row& row, Pad& pad) {
+                  const Range& rows, int64_t H, int64_t G, const Range& u, const T* hproj,
+                  const T* h, T* h_next, T* y, Row& row, Pad& pad) {
   const int64_t n = u.size();
-  for (int64_t b = 0; n > 0 && b < batch; ++b) {
+  for (int64_t b = rows.begin; n > 0 && b < rows.end; ++b) {
     const T* hb = h + b * H + u.begin;
     T* hx = h_next + b * H + u.begin;
     T* yr = row_at(y, order, s, b, batch, H) + u.begin;
@@ -198,6 +198,36 @@ void forward_rows(const XRow& xrow, const StepOrder& order, int64_t s, int64_t b
   }
 }
 
+// The forward of a rows plan (TeamPlan::rows): each part, a range of batch rows, runs through
+// every unit for the whole sequence with no barrier, its own rows of the state, the projection
+// chunks and hproj. The parts are claimed, so that a worker that comes late, or not at all,
+// leaves its part to the caller. Each output is the same sum as in a plan of units.
+template <typename T, typename Row, typename Pad>
+void team_forward_rows(const TeamPlan<T>& plan, StepProjection<T>& xproj,
+                       const StepOrder& order, int64_t steps, int64_t batch, int64_t H,
+                       int64_t G, T* y, T* state, Row& row, Pad& pad) {
+  const auto& kernels = step_kernels<T>();
+  std::vector<T> other(batch * H), hproj(batch * G);
+  PartClaims claims(static_cast<int>(plan.rows.size()));
+  parallel_run(plan.threads, [&](int tid, SpinBarrier&) {
+    if (tid > 0) wait_join_delay();
+    for (int part; (part = claims.claim(0, tid == 0)) >= 0;) {
+      const Range& r = plan.rows[part];
+      T* h = state;
+      T* h_next = other.data();
+      for (int64_t s = 0; s < steps; ++s) {
+        xproj.prepare(kernels, plan.input[0], s, r);
+        panel_gemm(kernels, plan.forward[0], r.size(), h + r.begin * H, H,
+                   hproj.data() + r.begin * G, G, false);
+        forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch, r,
+                     H, G, plan.units[0], hproj.data(), h, h_next, y, row, pad);
+        std::swap(h, h_next);
+      }
+      settle_columns(h + r.begin * H, state + r.begin * H, r.size(), H, 0, H);
+    }
+  }, true);
+}
+
 // Forward. Per step and thread: its chunk of the input projection, its columns of
 // hproj = h @ w_hh^T, then for every batch row
 //   valid:   row(s, b, u, xr, hr, h, h_next, y)   xr, hr: [G*H] rows offset to u.begin
@@ -208,6 +238,8 @@ template <typename T, typename Row, typename Pad>
 void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepOrder& order,
                   int64_t steps, int64_t batch, int64_t H, int64_t G, T* y, T* state, Row row,
                   Pad pad) {
+  if (!plan.rows.empty())
+    return team_forward_rows(plan, xproj, order, steps, batch, H, G, y, state, row, pad);
   const auto& kernels = step_kernels<T>();
   std::vector<T> other(batch * H), hproj(batch * G);
   const int parts_count = static_cast<int>(plan.units.size());
@@ -222,8 +254,9 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
       }
-      forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch, H, G,
-                   run.units(plan.units), hproj.data(), h, h_next, y, row, pad);
+      forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch,
+                   Range{0, batch}, H, G, run.units(plan.units), hproj.data(), h, h_next, y, row,
+                   pad);
       if (!parts.sync(barrier, steps - 1 - s)) return;
       std::swap(h, h_next);
     }

@@ -28,6 +28,8 @@ template <typename T>
 struct TeamPlan {
   int threads = 1;
   std::vector<Range> units;             // per part (one a thread, or several: `claimed`)
+  std::vector<Range> rows;              // a rows plan's parts (one a thread): batch rows,
+                                        // each through every unit (units[0]); else empty
   std::vector<PanelSet<T>> forward;     // per part: w_hh rows of its units' gates
   std::vector<PanelSet<T>> backward;    // per part: w_hh columns of its units
   std::vector<PanelSet<T>> input;       // per part: w_ih rows of its units' gates (forward)
@@ -65,22 +67,44 @@ struct TeamPlan {
   // 1.78/2.02).
   static constexpr int kClaimedParts = 16;
   static constexpr int64_t kWorkPerPart = int64_t(1) << 18;
+  // A loop whose parts may be batch rows (row_bytes > 0: team_forward) gives each thread its
+  // own rows through every unit for the whole sequence, with no barrier (as ONNX Runtime
+  // does), where each thread has at least kRowsPerThread rows and the weights a step multiplies
+  // by fit in about one core's L2 (1 MiB: twice its 512 KiB here), from which each thread then
+  // streams all of them. The steps at these sizes are short, so the barrier and the wait for
+  // the slower thread were a large share of them. LSTM inference, 2 threads, separate
+  // processes alternating, 40 calls each, units -> rows, min/median ms: 100x32x128 6.09/8.00
+  // -> 5.53/7.59, 100x64x128 12.27/14.52 -> 10.98/12.59, 100x128x64 7.12/9.69 -> 6.33/7.65,
+  // 100x16x128 3.82/6.62 -> 2.98/6.07, 100x32x160 10.67/12.01 -> 8.97/11.26, 100x256x128
+  // 48.3/60.0 -> 44.0/51.4; training forward 100x32x128 6.98/8.82 -> 5.74/7.40; GRU 100x64x128
+  // 9.16/11.46 -> 8.26/10.29. Mixed beyond 1 MiB (100x32x192, 100x16x256) and at 4 rows a
+  // thread (100x8x128 2.51/2.91 -> 2.78/3.08).
+  static constexpr int64_t kRowsPerThread = 8;
+  static constexpr int64_t kRowsWeightBytes = int64_t(1) << 20;
 
   // gates G, hidden H, recurrent input size K (H, or P with projection), batch B, lanes per
   // panel, at most max_threads threads (0: the team's size), min_work: kWorkPerThread or
   // kLockstepWorkPerThread; claimed: for a loop whose threads claim their parts (PartClaims),
-  // else one part a thread.
+  // else one part a thread; row_bytes: the weights a step multiplies by, for a loop whose
+  // parts may be batch rows (kRowsWeightBytes), else 0.
   TeamPlan(const T* w_hh, int gates, int64_t hidden, int64_t k, int64_t batch, int lanes,
            Panels pack, int max_threads, int64_t min_work = kWorkPerThread,
-           bool claimed = false) {
+           bool claimed = false, int64_t row_bytes = 0) {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
     const bool asleep = work < kSmallStepWork && threads > 1 && !team_awake();
     if (asleep || (work < kSmallStepWork && taken_over_recently())) threads = 1;
     wake_after = WakeTeamAfter(asleep);
-    const int parts = claimed && threads == 2 ? claimed_parts(work, hidden, lanes) : threads;
-    for (int t = 0; t < parts; ++t) units.push_back(split_range(hidden, parts, t, lanes));
+    if (threads > 1 && row_bytes > 0 && row_bytes <= kRowsWeightBytes &&
+        batch >= kRowsPerThread * threads) {
+      for (int t = 0; t < threads; ++t) rows.push_back(split_range(batch, threads, t));
+      units.push_back(Range{0, hidden});
+    } else {
+      const int parts = claimed && threads == 2 ? claimed_parts(work, hidden, lanes) : threads;
+      for (int t = 0; t < parts; ++t) units.push_back(split_range(hidden, parts, t, lanes));
+    }
+    const int parts = static_cast<int>(units.size());
     if (pack == Panels::forward) {  // hproj[:, gates of u] = h @ w_hh[gates of u]^T
       forward.assign(parts, PanelSet<T>(k, lanes));
       pack_each(forward, gates, [&](int p, const Range& u) {
@@ -163,15 +187,20 @@ struct TeamPlan {
 // projection; the original GRU's loop takes r and z here) and, where the loop projects the
 // input itself (loop_w_ih, from StepProjection::loop_weights), its w_ih panels (input_gates):
 // read from weights packed once for many calls (packed), left unpacked (unpacked_weights_pay),
-// or packed for this call.
+// or packed for this call. rows: the loop may run batch rows as parts (TeamPlan::rows;
+// packed or unpacked weights alike).
 template <typename T>
 TeamPlan<T> forward_plan(const T* w_hh, int gates, int input_gates, int64_t hidden, int64_t k,
                          int64_t batch, int lanes, int threads, int64_t min_work, bool claimed,
                          const PackedWeights<T>* packed, bool unpacked, const T* loop_w_ih,
-                         int64_t input) {
+                         int64_t input, bool rows = false) {
   const Panels panels =
       packed ? Panels::none : unpacked ? Panels::forward_unpacked : Panels::forward;
-  TeamPlan<T> plan(w_hh, gates, hidden, k, batch, lanes, panels, threads, min_work, claimed);
+  const int64_t row_bytes =
+      rows ? (gates * k + (loop_w_ih ? input_gates * input : 0)) * hidden * int64_t(sizeof(T))
+           : 0;
+  TeamPlan<T> plan(w_hh, gates, hidden, k, batch, lanes, panels, threads, min_work, claimed,
+                   row_bytes);
   if (packed) return std::move(plan).with_packed(*packed, loop_w_ih != nullptr);
   return std::move(plan).with_input(loop_w_ih, input_gates, hidden, input, lanes, unpacked);
 }
@@ -227,6 +256,18 @@ class StepProjection {
       panel_gemm(kernels, panels, std::min(kRowBlock, rows - r),
                  x_ + (first * batch_ + r) * input_, input_, data_.data() + r * width_, width_,
                  false, bias_);
+  }
+
+  // prepare() for the batch rows `rows` only (a rows plan's part, TeamPlan::rows), which are
+  // rows apart in each step of the chunk.
+  void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s,
+               const Range& rows) {
+    if (whole_ || s % chunk_ != 0) return;
+    const int64_t first = first_time(s), last = first + std::min(chunk_, steps_ - s);
+    for (int64_t t = first; t < last; ++t)
+      panel_gemm(kernels, panels, rows.size(), x_ + (t * batch_ + rows.begin) * input_, input_,
+                 data_.data() + ((t - first) * batch_ + rows.begin) * width_, width_, false,
+                 bias_);
   }
 
   // The projection row of step s, batch row b.

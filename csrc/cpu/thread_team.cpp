@@ -162,8 +162,7 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
 }
 
 void LateJoin::ask() {
-  const int64_t delay = g_join_delay.load(std::memory_order_relaxed);  // tests only
-  if (delay > 0) spin_for(delay, [] { return false; });
+  wait_join_delay();
   asked_.store(true, std::memory_order_release);
 }
 
@@ -357,6 +356,11 @@ void parallel_run(int n, const std::function<void(int, SpinBarrier&)>& job, bool
 }
 
 void set_join_delay(int64_t ns) { g_join_delay.store(ns > 0 ? ns : 0); }
+
+void wait_join_delay() {
+  const int64_t delay = g_join_delay.load(std::memory_order_relaxed);
+  if (delay > 0) spin_for(delay, [] { return false; });
+}
 
 void set_claim_delay(int64_t ns) { g_claim_delay.store(ns > 0 ? ns : 0); }
 

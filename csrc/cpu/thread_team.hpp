@@ -125,8 +125,10 @@ void parallel_run(int n, const std::function<void(int tid, SpinBarrier& barrier)
                   bool elastic = false);
 
 // For tests: how long (ns) a worker waits before it asks to join a two-thread time loop, so
-// that it joins late, mid-sequence (0: at once).
+// that it joins late, mid-sequence, or before it claims a part of a loop of batch rows, so
+// that the caller runs more of them (0: at once); and that wait.
 void set_join_delay(int64_t ns);
+void wait_join_delay();
 
 // For tests: how long (ns) a worker waits after each part it claims in a two-thread time loop
 // (PartClaims), so that the caller claims more of each step's parts (0: none); and that wait.

@@ -180,7 +180,8 @@ void poison_cache();
 // the rest of the loop alone (the results do not change); < 0 restores the default (200 us).
 void set_take_over_patience(int64_t ns);
 // For tests: how long (ns) a worker waits before it joins a two-thread time loop, so that it
-// joins in mid-sequence (the results do not change); 0 (the default): at once.
+// joins in mid-sequence, or before it claims a part of a loop whose parts are batch rows, so
+// that the caller runs more of them (the results do not change); 0 (the default): at once.
 void set_join_delay(int64_t ns);
 // For tests: how long (ns) a worker of a two-thread time loop waits after each part of a step
 // it claims, so that its caller runs more of them (the results do not change); 0 (the
