@@ -73,7 +73,8 @@ void direct_backward(const T* w_hh, const StepOrder& order, int64_t steps, int64
   };
   for (int64_t s = steps - 1; s >= 0; --s) {
     if (s + 1 < steps) recurrent(s + 1);
-    backward_rows(order, s, batch, H, gates, Range{0, H}, dy, dg_of, dgh, dh_cur, dh_next, row);
+    backward_rows(order, s, batch, Range{0, batch}, H, gates, Range{0, H}, dy, dg_of, dgh,
+                  dh_cur, dh_next, row);
     std::swap(dh_cur, dh_next);
   }
   if (steps > 0) recurrent(0);

@@ -291,15 +291,15 @@ class StepGateGradients {
 };
 
 // Step s of a backward time loop over units u, after the step after's recurrent gradient is in
-// dh_cur: for every batch row, dy is added and row(...) runs where it is valid, else the
-// gradient passes through (see team_backward).
+// dh_cur: for every batch row of `rows`, dy is added and row(...) runs where it is valid, else
+// the gradient passes through (see team_backward).
 template <typename T, typename Row>
-void backward_rows(const StepOrder& order, int64_t s, int64_t batch, int64_t H, int gates,
-                   const Range& u, const T* dy, const StepGateGradients<T>& dg_of, T* dgh,
-                   T* dh_cur, T* dh_next, Row& row) {
+void backward_rows(const StepOrder& order, int64_t s, int64_t batch, const Range& rows,
+                   int64_t H, int gates, const Range& u, const T* dy,
+                   const StepGateGradients<T>& dg_of, T* dgh, T* dh_cur, T* dh_next, Row& row) {
   const int64_t G = gates * H, n = u.size();
   T* dg_step = dg_of(s);
-  for (int64_t b = 0; n > 0 && b < batch; ++b) {
+  for (int64_t b = rows.begin; n > 0 && b < rows.end; ++b) {
     T* dg = dg_step + b * G + u.begin;
     T* dhc = dh_cur + b * H + u.begin;
     T* dhx = dh_next + b * H + u.begin;
@@ -316,6 +316,40 @@ void backward_rows(const StepOrder& order, int64_t s, int64_t batch, int64_t H, 
   }
 }
 
+// The backward of a rows plan (TeamPlan::rows), as team_forward_rows: each part, a range of
+// batch rows, runs every step (last to first) through every unit with no barrier; the rows of
+// dg_of(s) and of the state gradient it reads are those it wrote.
+template <typename T, typename Row>
+void team_backward_rows(const TeamPlan<T>& plan, const StepOrder& order, int64_t steps,
+                        int64_t batch, int64_t H, int gates, const T* dy, T* dgh, T* dh,
+                        Row& row) {
+  const auto& kernels = step_kernels<T>();
+  const int64_t G = gates * H;
+  const StepGateGradients<T> dg_of(order, batch, G, dgh);
+  std::vector<T> other(batch * H);
+  PartClaims claims(static_cast<int>(plan.rows.size()));
+  parallel_run(plan.threads, [&](int tid, SpinBarrier&) {
+    if (tid > 0) wait_join_delay();
+    for (int part; (part = claims.claim(0, tid == 0)) >= 0;) {
+      const Range& r = plan.rows[part];
+      T* dh_cur = dh;
+      T* dh_next = other.data();
+      auto recurrent = [&](int64_t s) {  // step s's part of the gradient of the state before it
+        panel_gemm(kernels, plan.backward[0], r.size(), dg_of(s) + r.begin * G, G,
+                   dh_cur + r.begin * H, H, true);
+      };
+      for (int64_t s = steps - 1; s >= 0; --s) {
+        if (s + 1 < steps) recurrent(s + 1);
+        backward_rows(order, s, batch, r, H, gates, plan.units[0], dy, dg_of, dgh, dh_cur,
+                      dh_next, row);
+        std::swap(dh_cur, dh_next);
+      }
+      if (steps > 0) recurrent(0);
+      settle_columns(dh_cur + r.begin * H, dh + r.begin * H, r.size(), H, 0, H);
+    }
+  }, true);
+}
+
 // Backward. Per step (last to first) and thread, for every valid batch row
 //   row(s, b, u, dh, dg, dh_next)
 // with dh the n values of the total gradient of the step's output (dy is added here), dg the
@@ -328,6 +362,8 @@ void backward_rows(const StepOrder& order, int64_t s, int64_t batch, int64_t H, 
 template <typename T, typename Row>
 void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t steps, int64_t batch,
                    int64_t H, int gates, const T* dy, T* dgh, T* dh, Row row) {
+  if (!plan.rows.empty())
+    return team_backward_rows(plan, order, steps, batch, H, gates, dy, dgh, dh, row);
   const auto& kernels = step_kernels<T>();
   const int64_t G = gates * H;
   const StepGateGradients<T> dg_of(order, batch, G, dgh);
@@ -344,7 +380,8 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
         if (s + 1 < steps)  // the step after's recurrent gradient, for these units
           panel_gemm(kernels, plan.backward[part], batch, dg_of(s + 1), G, dh_cur, H, true);
       }
-      backward_rows(order, s, batch, H, gates, run.units(plan.units), dy, dg_of, dgh, dh_cur,
+      backward_rows(order, s, batch, Range{0, batch}, H, gates, run.units(plan.units), dy, dg_of,
+                    dgh, dh_cur,
                     dh_next, row);
       if (!parts.sync(barrier, s)) return;
       std::swap(dh_cur, dh_next);

@@ -74,7 +74,8 @@ void backward_loop(const T* w_hh, int gates, const StepOrder& order, int64_t ste
   const bool unpacked = unpacked_backward_pays(steps, batch);
   const TeamPlan<T> plan(w_hh, gates, H, H, batch, step_kernels<T>().panel_lanes,
                          unpacked ? Panels::backward_unpacked : Panels::backward, threads,
-                         TeamPlan<T>::kWorkPerThread, /*claimed=*/true);
+                         TeamPlan<T>::kWorkPerThread, /*claimed=*/true,
+                         /*row_bytes=*/gates * H * H * int64_t(sizeof(T)));
   team_backward(plan, order, steps, batch, H, gates, dy, dgh, dh, row);
 }
 
