@@ -198,34 +198,40 @@ void forward_rows(const XRow& xrow, const StepOrder& order, int64_t s, int64_t b
   }
 }
 
-// The forward of a rows plan (TeamPlan::rows): each part, a range of batch rows, runs through
-// every unit for the whole sequence with no barrier, its own rows of the state, the projection
-// chunks and hproj. The parts are claimed, so that a worker that comes late, or not at all,
-// leaves its part to the caller. Each output is the same sum as in a plan of units.
+// Runs part(rows) for each part of a rows plan (TeamPlan::rows), each a range of batch rows
+// that runs through every unit for the whole sequence with no barrier. The plan's threads
+// claim the parts, so that a worker that comes late, or not at all, leaves its part to the
+// caller.
+template <typename T, typename Part>
+void run_row_parts(const TeamPlan<T>& plan, Part part) {
+  PartClaims claims(static_cast<int>(plan.rows.size()));
+  parallel_run(plan.threads, [&](int tid, SpinBarrier&) {
+    if (tid > 0) wait_join_delay();
+    for (int p; (p = claims.claim(0, tid == 0)) >= 0;) part(plan.rows[p]);
+  }, true);
+}
+
+// The forward of a rows plan: each part has its own rows of the state, the projection chunks
+// and hproj. Each output is the same sum as in a plan of units.
 template <typename T, typename Row, typename Pad>
 void team_forward_rows(const TeamPlan<T>& plan, StepProjection<T>& xproj,
                        const StepOrder& order, int64_t steps, int64_t batch, int64_t H,
                        int64_t G, T* y, T* state, Row& row, Pad& pad) {
   const auto& kernels = step_kernels<T>();
   std::vector<T> other(batch * H), hproj(batch * G);
-  PartClaims claims(static_cast<int>(plan.rows.size()));
-  parallel_run(plan.threads, [&](int tid, SpinBarrier&) {
-    if (tid > 0) wait_join_delay();
-    for (int part; (part = claims.claim(0, tid == 0)) >= 0;) {
-      const Range& r = plan.rows[part];
-      T* h = state;
-      T* h_next = other.data();
-      for (int64_t s = 0; s < steps; ++s) {
-        xproj.prepare(kernels, plan.input[0], s, r);
-        panel_gemm(kernels, plan.forward[0], r.size(), h + r.begin * H, H,
-                   hproj.data() + r.begin * G, G, false);
-        forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch, r,
-                     H, G, plan.units[0], hproj.data(), h, h_next, y, row, pad);
-        std::swap(h, h_next);
-      }
-      settle_columns(h + r.begin * H, state + r.begin * H, r.size(), H, 0, H);
+  run_row_parts(plan, [&](const Range& r) {
+    T* h = state;
+    T* h_next = other.data();
+    for (int64_t s = 0; s < steps; ++s) {
+      xproj.prepare(kernels, plan.input[0], s, r);
+      panel_gemm(kernels, plan.forward[0], r.size(), h + r.begin * H, H,
+                 hproj.data() + r.begin * G, G, false);
+      forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch, r, H,
+                   G, plan.units[0], hproj.data(), h, h_next, y, row, pad);
+      std::swap(h, h_next);
     }
-  }, true);
+    settle_columns(h + r.begin * H, state + r.begin * H, r.size(), H, 0, H);
+  });
 }
 
 // Forward. Per step and thread: its chunk of the input projection, its columns of
@@ -316,9 +322,8 @@ void backward_rows(const StepOrder& order, int64_t s, int64_t batch, const Range
   }
 }
 
-// The backward of a rows plan (TeamPlan::rows), as team_forward_rows: each part, a range of
-// batch rows, runs every step (last to first) through every unit with no barrier; the rows of
-// dg_of(s) and of the state gradient it reads are those it wrote.
+// The backward of a rows plan (run_row_parts): each part runs every step, last to first; the
+// rows of dg_of(s) and of the state gradient that it reads are those it wrote.
 template <typename T, typename Row>
 void team_backward_rows(const TeamPlan<T>& plan, const StepOrder& order, int64_t steps,
                         int64_t batch, int64_t H, int gates, const T* dy, T* dgh, T* dh,
@@ -327,27 +332,22 @@ void team_backward_rows(const TeamPlan<T>& plan, const StepOrder& order, int64_t
   const int64_t G = gates * H;
   const StepGateGradients<T> dg_of(order, batch, G, dgh);
   std::vector<T> other(batch * H);
-  PartClaims claims(static_cast<int>(plan.rows.size()));
-  parallel_run(plan.threads, [&](int tid, SpinBarrier&) {
-    if (tid > 0) wait_join_delay();
-    for (int part; (part = claims.claim(0, tid == 0)) >= 0;) {
-      const Range& r = plan.rows[part];
-      T* dh_cur = dh;
-      T* dh_next = other.data();
-      auto recurrent = [&](int64_t s) {  // step s's part of the gradient of the state before it
-        panel_gemm(kernels, plan.backward[0], r.size(), dg_of(s) + r.begin * G, G,
-                   dh_cur + r.begin * H, H, true);
-      };
-      for (int64_t s = steps - 1; s >= 0; --s) {
-        if (s + 1 < steps) recurrent(s + 1);
-        backward_rows(order, s, batch, r, H, gates, plan.units[0], dy, dg_of, dgh, dh_cur,
-                      dh_next, row);
-        std::swap(dh_cur, dh_next);
-      }
-      if (steps > 0) recurrent(0);
-      settle_columns(dh_cur + r.begin * H, dh + r.begin * H, r.size(), H, 0, H);
+  run_row_parts(plan, [&](const Range& r) {
+    T* dh_cur = dh;
+    T* dh_next = other.data();
+    auto recurrent = [&](int64_t s) {  // step s's part of the gradient of the state before it
+      panel_gemm(kernels, plan.backward[0], r.size(), dg_of(s) + r.begin * G, G,
+                 dh_cur + r.begin * H, H, true);
+    };
+    for (int64_t s = steps - 1; s >= 0; --s) {
+      if (s + 1 < steps) recurrent(s + 1);
+      backward_rows(order, s, batch, r, H, gates, plan.units[0], dy, dg_of, dgh, dh_cur,
+                    dh_next, row);
+      std::swap(dh_cur, dh_next);
     }
-  }, true);
+    if (steps > 0) recurrent(0);
+    settle_columns(dh_cur + r.begin * H, dh + r.begin * H, r.size(), H, 0, H);
+  });
 }
 
 // Backward. Per step (last to first) and thread, for every valid batch row
