@@ -18,9 +18,10 @@ from peers import PEERS, make_problem  # noqa: E402
 
 # The grid, then one step of one sequence (a cell's or a decoder's step: the direct loop)
 # and steps of 16 and 64 (a decoder's step over a batch: the team's loop on unpacked weights,
-# or on panels, unless packed once).
+# or on panels, unless packed once), and a small hidden size over a larger batch (each thread
+# its own batch rows, no barrier).
 SHAPES = [(100, 1, 256), (100, 16, 256), (100, 64, 512), (50, 32, 1024), (1000, 1, 128),
-          (1, 1, 256), (1, 16, 256), (1, 64, 256)]
+          (1, 1, 256), (1, 16, 256), (1, 64, 256), (100, 32, 128)]
 if os.environ.get("FUSEDRNN_BENCH_QUICK"):
     SHAPES = SHAPES[:2]
 
