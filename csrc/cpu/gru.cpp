@@ -61,7 +61,9 @@ void forward_team(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& 
 
 // The original GRU on the team: per step, each thread's r, z columns of h @ w_hh[:2H]^T and
 // r * h for its units; a barrier; its n columns of (r * h) @ w_hn^T and the state update
-// (in place: every read of h this step is behind the first barrier); a barrier.
+// (in place: every read of h this step is behind the first barrier); a barrier. Or, in a rows
+// plan (TeamPlan::rows), each thread both halves of every step for its batch rows and every
+// unit, with no barrier.
 template <typename T>
 void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrder& order,
                       const T* bias, T* y, T* hn, const GruSaved<T>* saved) {
@@ -73,8 +75,8 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   cpu::StepProjection<T> xproj(order, d.T_, d.B, G, d.I, H, p.x, p.w_ih, bias, p.threads);
   const auto plan = cpu::forward_plan(p.w_hh, 2, 3, H, H, d.B, lanes, p.threads,
                                       cpu::TeamPlan<T>::kLockstepWorkPerThread, false, p.packed,
-                                      unpacked, xproj.loop_weights(), d.I);
-  std::vector<cpu::PanelSet<T>> reset;  // per thread: w_hn rows of its units
+                                      unpacked, xproj.loop_weights(), d.I, /*rows_gates=*/3);
+  std::vector<cpu::PanelSet<T>> reset;  // per part: w_hn rows of its units
   for (const Range& u : plan.units) {
     reset.emplace_back(H, lanes);
     if (p.packed)
@@ -86,46 +88,64 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
   }
   std::vector<T> hproj(d.B * G), rh(d.B * H);  // hproj: W_hr h, W_hz h, W_hn (r * h)
 
+  // Step s's first half for part `part` (its units u) and batch rows [r0, r1): r, z and r * h.
+  auto reset_half = [&](int64_t s, int part, int64_t r0, int64_t r1) {
+    const Range u = plan.units[part];
+    const int64_t n = u.size();
+    cpu::panel_gemm(kernels, plan.forward[part], r1 - r0, hn + r0 * H, H,
+                    hproj.data() + r0 * G, G, false);
+    for (int64_t b = r0; b < r1; ++b) {
+      T* rhb = rh.data() + b * H + u.begin;
+      if (order.valid(s, b))
+        kernels.gru_forward_reset(xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin,
+                                  hn + b * H + u.begin, rhb, H, n);
+      else
+        std::fill(rhb, rhb + n, T(0));
+    }
+  };
+  // Its second half: n and the state update.
+  auto new_half = [&](int64_t s, int part, int64_t r0, int64_t r1) {
+    const Range u = plan.units[part];
+    const int64_t n = u.size();
+    cpu::panel_gemm(kernels, reset[part], r1 - r0, rh.data() + r0 * H, H,
+                    hproj.data() + r0 * G, G, false);
+    for (int64_t b = r0; b < r1; ++b) {
+      T* hb = hn + b * H + u.begin;
+      T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
+      T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
+      T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
+      if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
+        std::fill(yr, yr + n, T(0));
+        if (saved) {  // never read by backward, but must be finite (0 * x there)
+          cpu::fill_gates(sg, 3, H, n, T(0));
+          std::fill(sh, sh + n, T(0));
+        }
+        continue;
+      }
+      if (sh) std::copy(hb, hb + n, sh);
+      const T* hr = hproj.data() + b * G + u.begin;
+      kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
+    }
+  };
+
+  if (!plan.rows.empty()) {
+    return cpu::run_row_parts(plan, [&](const Range& r) {
+      for (int64_t s = 0; s < d.T_; ++s) {
+        xproj.prepare(kernels, plan.input[0], s, r);
+        reset_half(s, 0, r.begin, r.end);
+        new_half(s, 0, r.begin, r.end);
+      }
+    });
+  }
   cpu::parallel_run(plan.threads, [&](int tid, cpu::SpinBarrier& barrier) {
     cpu::LoopParts parts(tid, plan.threads, barrier);
     for (int64_t s = 0; s < d.T_; ++s) {
       for (int part = parts.first(); part < parts.last(); ++part) {
-        const Range u = plan.units[part];
-        const int64_t n = u.size();
         parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
-        cpu::panel_gemm(kernels, plan.forward[part], d.B, hn, H, hproj.data(), G, false);
-        for (int64_t b = 0; b < d.B; ++b) {
-          T* rhb = rh.data() + b * H + u.begin;
-          if (order.valid(s, b))
-            kernels.gru_forward_reset(xproj.row(s, b) + u.begin, hproj.data() + b * G + u.begin,
-                                      hn + b * H + u.begin, rhb, H, n);
-          else
-            std::fill(rhb, rhb + n, T(0));
-        }
+        reset_half(s, part, 0, d.B);
       }
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;
-      for (int part = parts.first(); part < parts.last(); ++part) {
-        const Range u = plan.units[part];
-        const int64_t n = u.size();
-        cpu::panel_gemm(kernels, reset[part], d.B, rh.data(), H, hproj.data(), G, false);
-        for (int64_t b = 0; b < d.B; ++b) {
-          T* hb = hn + b * H + u.begin;
-          T* yr = row_at(y, order, s, b, d.B, H) + u.begin;
-          T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.S) + u.begin : nullptr;
-          T* sh = saved ? row_at(saved->h_prev, order, s, b, d.B, H) + u.begin : nullptr;
-          if (!order.valid(s, b)) {  // padding: the state carries over, y is 0
-            std::fill(yr, yr + n, T(0));
-            if (saved) {  // never read by backward, but must be finite (0 * x there)
-              cpu::fill_gates(sg, 3, H, n, T(0));
-              std::fill(sh, sh + n, T(0));
-            }
-            continue;
-          }
-          if (sh) std::copy(hb, hb + n, sh);
-          const T* hr = hproj.data() + b * G + u.begin;
-          kernels.gru_forward_new(xproj.row(s, b) + u.begin, hr, hr + 2 * H, hb, yr, sg, H, n);
-        }
-      }
+      for (int part = parts.first(); part < parts.last(); ++part) new_half(s, part, 0, d.B);
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s))) return;
     }
   }, true);

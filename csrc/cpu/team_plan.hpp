@@ -188,18 +188,20 @@ struct TeamPlan {
 // projection; the original GRU's loop takes r and z here) and, where the loop projects the
 // input itself (loop_w_ih, from StepProjection::loop_weights), its w_ih panels (input_gates):
 // read from weights packed once for many calls (packed), left unpacked (unpacked_weights_pay),
-// or packed for this call. rows: the loop may run batch rows as parts (TeamPlan::rows;
-// packed or unpacked weights alike).
+// or packed for this call. rows_gates: for a loop that may run batch rows as parts
+// (TeamPlan::rows; packed or unpacked weights alike), the gates of w_hh its steps multiply by
+// (the original GRU's 3, where the plan holds the panels of 2); 0: parts of units only.
 template <typename T>
 TeamPlan<T> forward_plan(const T* w_hh, int gates, int input_gates, int64_t hidden, int64_t k,
                          int64_t batch, int lanes, int threads, int64_t min_work, bool claimed,
                          const PackedWeights<T>* packed, bool unpacked, const T* loop_w_ih,
-                         int64_t input, bool rows = false) {
+                         int64_t input, int rows_gates = 0) {
   const Panels panels =
       packed ? Panels::none : unpacked ? Panels::forward_unpacked : Panels::forward;
   const int64_t row_bytes =
-      rows ? (gates * k + (loop_w_ih ? input_gates * input : 0)) * hidden * int64_t(sizeof(T))
-           : 0;
+      rows_gates > 0
+          ? (rows_gates * k + (loop_w_ih ? input_gates * input : 0)) * hidden * int64_t(sizeof(T))
+          : 0;
   TeamPlan<T> plan(w_hh, gates, hidden, k, batch, lanes, panels, threads, min_work, claimed,
                    row_bytes);
   if (packed) return std::move(plan).with_packed(*packed, loop_w_ih != nullptr);

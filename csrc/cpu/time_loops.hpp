@@ -60,7 +60,7 @@ void forward_loop(const T* x, int64_t I, const T* w_ih, const T* bias, const T* 
   StepProjection<T> xproj(order, steps, batch, G, I, H, x, w_ih, bias, threads);
   const auto plan = forward_plan(w_hh, gates, gates, H, H, batch, kernels.panel_lanes, threads,
                                  TeamPlan<T>::kWorkPerThread, /*claimed=*/true, packed,
-                                 unpacked, xproj.loop_weights(), I, /*rows=*/true);
+                                 unpacked, xproj.loop_weights(), I, /*rows_gates=*/gates);
   team_forward(plan, xproj, order, steps, batch, H, G, y, state, row, pad);
 }
 
