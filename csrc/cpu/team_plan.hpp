@@ -67,11 +67,11 @@ struct TeamPlan {
   // 1.78/2.02).
   static constexpr int kClaimedParts = 16;
   static constexpr int64_t kWorkPerPart = int64_t(1) << 18;
-  // A loop whose parts may be batch rows (row_bytes > 0: team_forward, team_backward) gives
-  // each thread its own rows through every unit for the whole sequence, with no barrier (as
-  // ONNX Runtime does), where each thread has at least kRowsPerThread rows and the weights a
-  // step multiplies by fit in about one core's L2 (1 MiB: twice its 512 KiB here), from which
-  // each thread then streams all of them. The steps at these sizes are short, so the barrier
+  // A loop whose parts may be batch rows (row_bytes > 0: team_forward, team_backward, the
+  // original GRU's forward) gives each thread its own rows through every unit for the whole
+  // sequence, with no barrier (as ONNX Runtime does), where each thread has at least
+  // kRowsPerThread rows and the weights a step multiplies by fit in about one core's L2
+  // (1 MiB: twice its 512 KiB here), from which each thread then streams all of them. The steps at these sizes are short, so the barrier
   // and the wait for the slower thread were a large share of them. LSTM inference, 2 threads,
   // separate processes alternating, 40 calls each, units -> rows, min/median ms: 100x32x128
   // 6.09/8.00 -> 5.53/7.59, 100x64x128 12.27/14.52 -> 10.98/12.59, 100x128x64 7.12/9.69 ->
