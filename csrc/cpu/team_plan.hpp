@@ -67,18 +67,19 @@ struct TeamPlan {
   // 1.78/2.02).
   static constexpr int kClaimedParts = 16;
   static constexpr int64_t kWorkPerPart = int64_t(1) << 18;
-  // A loop whose parts may be batch rows (row_bytes > 0: team_forward, team_backward, the
-  // original GRU's forward) gives each thread its own rows through every unit for the whole
-  // sequence, with no barrier (as ONNX Runtime does), where each thread has at least
-  // kRowsPerThread rows and the weights a step multiplies by fit in about one core's L2
-  // (1 MiB: twice its 512 KiB here), from which each thread then streams all of them. The steps at these sizes are short, so the barrier
+  // A loop whose parts may be batch rows (row_bytes > 0: team_forward, team_backward, the original
+  // GRU's forward) gives each thread its own rows through every unit for the whole sequence, with
+  // no barrier (as ONNX Runtime does), where each thread has at least kRowsPerThread rows and the
+  // weights a step multiplies by fit in about one core's L2 (1 MiB: twice its 512 KiB here), from
+  // which each thread then streams all of them. The steps at these sizes are short, so the barrier
   // and the wait for the slower thread were a large share of them. LSTM inference, 2 threads,
   // separate processes alternating, 40 calls each, units -> rows, min/median ms: 100x32x128
   // 6.09/8.00 -> 5.53/7.59, 100x64x128 12.27/14.52 -> 10.98/12.59, 100x128x64 7.12/9.69 ->
-  // 6.33/7.65, 100x16x128 3.82/6.62 -> 2.98/6.07, 100x32x160 10.67/12.01 -> 8.97/11.26,
-  // 100x256x128 48.3/60.0 -> 44.0/51.4; training forward 100x32x128 6.98/8.82 -> 5.74/7.40;
-  // GRU 100x64x128 9.16/11.46 -> 8.26/10.29; LSTM backward (60 calls) 100x64x128 26.9/33.9 ->
-  // 26.5/31.5, GRU 100x32x128 10.43/12.97 -> 9.38/11.66. Mixed beyond 1 MiB (100x32x192,
+  // 6.33/7.65, 100x16x128 3.82/6.62 -> 2.98/6.07, 100x32x160 10.67/12.01 -> 8.97/11.26, 100x256x128
+  // 48.3/60.0 -> 44.0/51.4; training forward 100x32x128 6.98/8.82 -> 5.74/7.40; GRU 100x64x128
+  // 9.16/11.46 -> 8.26/10.29; LSTM backward (60 calls) 100x64x128 26.9/33.9 -> 26.5/31.5, GRU
+  // 100x32x128 10.43/12.97 -> 9.38/11.66; the original GRU (p50 of 180 calls) 100x128x64 7.5-9.4 ->
+  // 5.1-6.4, even or behind at 100x32x128 and 100x16x128. Mixed beyond 1 MiB (100x32x192,
   // 100x16x256) and at 4 rows a thread (100x8x128 2.51/2.91 -> 2.78/3.08).
   static constexpr int64_t kRowsPerThread = 8;
   static constexpr int64_t kRowsWeightBytes = int64_t(1) << 20;
