@@ -381,8 +381,7 @@ void team_backward(const TeamPlan<T>& plan, const StepOrder& order, int64_t step
           panel_gemm(kernels, plan.backward[part], batch, dg_of(s + 1), G, dh_cur, H, true);
       }
       backward_rows(order, s, batch, Range{0, batch}, H, gates, run.units(plan.units), dy, dg_of,
-                    dgh, dh_cur,
-                    dh_next, row);
+                    dgh, dh_cur, dh_next, row);
       if (!parts.sync(barrier, s)) return;
       std::swap(dh_cur, dh_next);
     }
