@@ -34,12 +34,12 @@ FUSEDRNN_HD float exp_approx(float x) {
   return p * scale;
 }
 
-// tanh(a) = a P(a^2) / Q(a^2) for |a| <= 9, beyond which float tanh rounds to +-1: a rational
-// fit of the relative error (tools/fit_tanh.py; 6.6e-9 in exact arithmetic, 3.3e-7 evaluated
-// in float with FMA, 3.8e-7 without). No exp and no branch near 0 (where exp's 1 - e cancels), so it costs 0.40 ns an
-// element against 0.99 for (1 - e) / (1 + e) with a Taylor series near 0 (AVX2, one thread),
-// and the LSTM's gate pass 3.3 ns a unit against 4.6. Computed on |a| and capped at 1, which
-// rounding would pass by an ulp from |a| = 8.19 on; NaN stays NaN through both comparisons.
+// tanh(a) = a P(a^2) / Q(a^2) for |a| <= 9, beyond which float tanh rounds to +-1: a rational fit
+// of the relative error (tools/fit_tanh.py; 6.6e-9 in exact arithmetic, 3.3e-7 evaluated in float
+// with FMA, 3.8e-7 without). No exp and no branch near 0 (where exp's 1 - e cancels), so it costs
+// 0.40 ns an element against 0.99 for (1 - e) / (1 + e) with a Taylor series near 0 (AVX2, one
+// thread), and the LSTM's gate pass 3.3 ns a unit against 4.6. Computed on |a| and capped at 1,
+// which rounding would pass by an ulp from |a| = 8.19 on; NaN stays NaN through both comparisons.
 FUSEDRNN_HD float tanh_approx(float a) {
   float x = std::fabs(a);
   x = x > 9.0f ? 9.0f : x;
