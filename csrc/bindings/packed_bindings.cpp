@@ -16,8 +16,8 @@ PackedState pack(py::handle w_ih_obj, py::handle w_hh_obj, py::handle w_hr_obj,
                  bool linear_before_reset) {
   const auto whh = shape_of("w_hh", w_hh_obj, 2, "(G*H, H)");
   const bool projected = !w_hr_obj.is_none();
-  const int64_t H = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)")[1] : whh[1];
-  const int64_t P = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)")[0] : H;
+  const auto whr = projected ? shape_of("w_hr", w_hr_obj, 2, "(P, H)") : whh;
+  const int64_t H = whr[1], P = projected ? whr[0] : H;
   if (projected && (H < 1 || whh[0] != 4 * H))
     throw py::value_error("w_hh: expected shape (4*H=" + std::to_string(4 * H) + ", P=" +
                           std::to_string(P) + ") (an LSTM with projection), got " +
