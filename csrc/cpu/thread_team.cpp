@@ -371,6 +371,11 @@ void wait_claim_delay() {
 
 int team_size() { return team().size_.load(); }
 
+int machine_cores() {
+  static const int cores = default_size();
+  return cores;
+}
+
 void set_team_size(int n) { team().size_.store(n > 0 ? n : default_size()); }
 
 }  // namespace fusedrnn::cpu

@@ -140,4 +140,8 @@ void wait_claim_delay();
 int team_size();
 void set_team_size(int n);
 
+// The cores the process may use, as first read: fixed for the process, so that work split by
+// it (parallel_gemm's blocks) gives the same results whatever the team size.
+int machine_cores();
+
 }  // namespace fusedrnn::cpu
