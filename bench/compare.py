@@ -178,6 +178,10 @@ def main(argv=None):
     print(f"sgemm 2048^3: {sgemm / 1e9:.0f} GFLOP/s = {100 * sgemm / peak:.0f}% of the FMA peak "
           f"{peak / 1e9:.0f} GFLOP/s ({fusedrnn.info()['cpu_simd']}); one-thread copy "
           f"{copy_bandwidth(args.repeat) / 1e9:.1f} GB/s read+written")
+    print(f"fusedrnn's BLAS: {fusedrnn.info()['blas']}")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} holds the BLAS (NumPy's "
+              "and fusedrnn's) to those kernels, whatever this CPU runs")
     print(f"{'cell':<5} {'mode':<10} {'T x B x H':<12} {'fusedrnn ms':>11} {'% sgemm':>7} "
           f"{'% peak':>6} " + " ".join(f"{p + ' ms':>14} {'ratio':>6} {'% peak':>6}"
                                        for p in others))

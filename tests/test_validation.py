@@ -466,6 +466,7 @@ def test_info_cli():
     fields = dict(re.findall(r"^\s*(\w+):\s*(.*)$", r.stdout, flags=re.M))
     assert fields.get("version") == fusedrnn.__version__, r.stdout
     assert "openblas" in fields.get("blas", "").lower(), r.stdout
+    assert re.search(r"kernels: \w+", fields["blas"]), r.stdout  # what the BLAS chose at load
     assert int(fields["threads"]) >= 1
     assert set(fields) >= {"version", "blas", "threads", "cuda", "cpu_simd"}
 
