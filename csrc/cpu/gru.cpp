@@ -141,7 +141,7 @@ void forward_original(const GruProblem<T>& p, const GruDims<T>& d, const StepOrd
     cpu::LoopParts parts(tid, plan.threads, barrier);
     for (int64_t s = 0; s < d.T_; ++s) {
       for (int part = parts.first(); part < parts.last(); ++part) {
-        parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
+        if (xproj.due(s)) parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         reset_half(s, part, 0, d.B);
       }
       if (!parts.sync(barrier, 2 * (d.T_ - 1 - s) + 1)) return;

@@ -122,7 +122,7 @@ void forward_projected(const LstmProblem<T>& p, const LstmDims<T>& d, const Step
     for (int64_t s = 0; s < d.T_; ++s) {
       for (int part = parts.first(); part < parts.last(); ++part) {
         const Range u = plan.units[part];
-        parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
+        if (xproj.due(s)) parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         cpu::panel_gemm(kernels, plan.forward[part], d.B, h, P, hproj.data(), d.G, false);
         for (int64_t b = 0; b < d.B; ++b) {
           T* sg = saved ? row_at(saved->gates, order, s, b, d.B, d.G) + u.begin : nullptr;

@@ -89,7 +89,8 @@ class LoopParts {
   }
 
   // Runs this step's one-off work (a chunk of the input projection, every few steps), which
-  // the steps left will not repeat (take_over_wait).
+  // the steps left will not repeat (take_over_wait). Only for steps that have such work: it
+  // reads the clock twice.
   template <typename Work>
   void one_off(Work work) {
     const int64_t start = now_ns();
@@ -124,9 +125,8 @@ class LoopParts {
       return true;
     }
     if (!shared_) return true;
-    const int64_t patience =
-        take_over_wait(take_over_patience(), now_ns() - synced_, one_off, steps_left);
-    const SpinBarrier::Turn turn = barrier.wait_or_take_over(patience);
+    const SpinBarrier::Turn turn =
+        barrier.wait_or_take_over(Patience{take_over_patience(), synced_, one_off, steps_left});
     synced_ = now_ns();
     switch (turn) {
       case SpinBarrier::Turn::together:
@@ -257,7 +257,7 @@ void team_forward(const TeamPlan<T>& plan, StepProjection<T>& xproj, const StepO
     for (int64_t s = 0; s < steps; ++s) {
       PartRun run;
       for (int part; (part = parts.next()) >= 0; run.add(part)) {
-        parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
+        if (xproj.due(s)) parts.one_off([&] { xproj.prepare(kernels, plan.input[part], s); });
         panel_gemm(kernels, plan.forward[part], batch, h, H, hproj.data(), G, false);
       }
       forward_rows([&](int64_t t, int64_t b) { return xproj.row(t, b); }, order, s, batch,

@@ -251,9 +251,12 @@ class StepProjection {
   // projection is whole, computed before the loop.
   const T* loop_weights() const { return whole_ ? nullptr : w_; }
 
+  // Whether step s starts a chunk, which prepare() then computes.
+  bool due(int64_t s) const { return !whole_ && s % chunk_ == 0; }
+
   // Called by every thread at every step s, before it reads the step's rows.
   void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s) {
-    if (whole_ || s % chunk_ != 0) return;
+    if (!due(s)) return;
     const int64_t first = first_time(s);
     const int64_t rows = std::min(chunk_, steps_ - s) * batch_;
     for (int64_t r = 0; r < rows; r += kRowBlock)  // row blocks: x stays in L1 across panels
@@ -266,7 +269,7 @@ class StepProjection {
   // rows apart in each step of the chunk.
   void prepare(const StepKernels<T>& kernels, const PanelSet<T>& panels, int64_t s,
                const Range& rows) {
-    if (whole_ || s % chunk_ != 0) return;
+    if (!due(s)) return;
     const int64_t first = first_time(s), last = first + std::min(chunk_, steps_ - s);
     for (int64_t t = first; t < last; ++t)
       panel_gemm(kernels, panels, rows.size(), x_ + (t * batch_ + rows.begin) * input_, input_,

@@ -126,16 +126,19 @@ void SpinBarrier::wait() {
   }
 }
 
-SpinBarrier::Turn SpinBarrier::wait_or_take_over(int64_t patience_ns) {
+SpinBarrier::Turn SpinBarrier::wait_or_take_over(const Patience& patience) {
   const int word = phase_.load(std::memory_order_acquire);
   bool claimed;
   if (arrive_last(&claimed)) return claimed ? Turn::leave : Turn::together;
-  const int64_t deadline = now_ns() + patience_ns;
+  int64_t deadline = -1;  // set at the first look at the clock, 64 pauses in
   for (int spins = 0;; ++spins) {
     const int w = phase_.load(std::memory_order_acquire);
     if (phase_of(w) != phase_of(word)) return claimed_before(w) ? Turn::leave : Turn::together;
     FUSEDRNN_PAUSE();
-    if (spins % 64 == 63 && !claimed_now(w) && now_ns() > deadline) {
+    if (spins % 64 != 63 || claimed_now(w)) continue;
+    const int64_t now = now_ns();
+    if (deadline < 0) deadline = now + patience.at(now);
+    if (now >= deadline) {
       int expected = w;
       if (phase_.compare_exchange_strong(expected, w | 1, std::memory_order_seq_cst)) {
         g_solo.taken_over(now_ns());
