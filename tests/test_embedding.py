@@ -4,6 +4,7 @@ reference's numbers."""
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -127,6 +128,18 @@ def test_take_over_policy(tmp_path):
                    "wait_no_patience_us": 0, "wait_short_step_us": 200,
                    "wait_long_step_us": 99 * 300 // 2, "wait_one_off_us": 1220,
                    "wait_one_off_long_rest_us": 99 * 300 // 2}
+
+
+@needs_cmake
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity is Linux's")
+def test_leave_cpu(tmp_path):
+    """tests/cpp/cpu_placement.cpp. A woken worker on its caller's CPU moves to another it may
+    use and keeps its affinity mask; allowed only one, it stays."""
+    lines = build_and_run(API_ERRORS, "cpu_placement", tmp_path).splitlines()
+    got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
+    cpus = got.pop("cpus")
+    assert got == {"moved_elsewhere": int(cpus > 1), "mask_kept": 1, "elsewhere_no_move": 1,
+                   "alone_no_move": 1, "mask_kept_alone": 1}
 
 
 @needs_cmake

@@ -56,7 +56,10 @@ struct TeamPlan {
   // (WakeTeamAfter) for the next call. A worker woken for the loop itself came to it late, often
   // milliseconds late, after the host had given its core away: LSTM 100x1x256 calls 0.3 s
   // apart, median/p90/mean ms, 5.07/6.35/4.88 -> 4.32/4.67/4.30; 5 ms apart 3.71/5.11/3.95 ->
-  // 3.40/3.74/3.42.
+  // 3.40/3.74/3.42. Unless the workers last woke quickly (team_wakes_fast): on the AVX-512
+  // machine (20-28 us, and the woken worker moving off the caller's core) waking them for the
+  // loop made such calls 0.3 s apart faster, LSTM 100x1x256 median/mean 1.46/1.49 ->
+  // 1.26/1.37 ms (ONNX Runtime about 1.0-1.2), 1000x1x128 2.75/2.80 -> 2.18/2.22.
   static constexpr int64_t kSmallStepWork = int64_t(1) << 20;
   // A two-thread loop whose threads claim parts step by step (PartClaims) cuts the hidden
   // units into up to kClaimedParts parts of at least kWorkPerPart multiply-adds a step: fine
@@ -95,7 +98,8 @@ struct TeamPlan {
     const int64_t work = batch * gates * hidden * k;
     threads = static_cast<int>(std::max<int64_t>(
         1, std::min({int64_t(threads_for(max_threads)), hidden / lanes, work / min_work})));
-    const bool asleep = work < kSmallStepWork && threads > 1 && !team_awake();
+    const bool asleep =
+        work < kSmallStepWork && threads > 1 && !team_awake() && !team_wakes_fast();
     if (asleep || (work < kSmallStepWork && taken_over_recently())) threads = 1;
     wake_after = WakeTeamAfter(asleep);
     if (threads > 1 && row_bytes > 0 && row_bytes <= kRowsWeightBytes &&

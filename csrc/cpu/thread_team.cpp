@@ -23,6 +23,7 @@
 #include <unistd.h>
 #endif
 
+#include "cpu_placement.hpp"
 #include "fork_fresh.hpp"
 #include "take_over_policy.hpp"
 
@@ -67,6 +68,11 @@ int64_t now_ns() {
 // on this virtual machine took long enough that the time loop's first barrier often ran out of
 // patience, so that a loop at batch 1 went solo, and the calls after it ran on one thread.
 constexpr int64_t kIdleSpinNs = 2000000;
+
+// A wake-up this quick lets a sleeping worker join a loop from its start: the caller looks for
+// it that long (LoopParts). On the AVX-512 machine a futex wake-up after 0.3 s idle took 20-28
+// us; on the AVX2 machine's host it often took milliseconds.
+constexpr int64_t kFastWakeNs = 50000;
 
 // Until done() or `ns` have passed: pauses, then (after ~50 us) yields, so that an
 // oversubscribed machine still gets on. True if done() came true.
@@ -229,7 +235,7 @@ class Team {
       taken_ = 0;
       withdrawn_ = false;
       pending_.store(n - 1, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
+      signal();
     }
     wake_.notify_all();
     {
@@ -249,6 +255,13 @@ class Team {
            now_ns() - active_.load(std::memory_order_relaxed) < kIdleSpinNs * 3 / 4;
   }
 
+  // Whether a sleeping worker came quickly when last woken (within kFastWakeNs of the signal):
+  // then a small loop need not run alone while the workers sleep (TeamPlan).
+  bool wakes_fast() const {
+    const int64_t ns = wake_ns_.load(std::memory_order_relaxed);
+    return ns >= 0 && ns < kFastWakeNs;
+  }
+
   // Wakes sleeping workers without a job, so that they look for the next one.
   void wake() {
     std::unique_lock<std::mutex> turn(busy_, std::try_to_lock);
@@ -257,7 +270,7 @@ class Team {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       threads_ = 0;  // a job for none of them
-      generation_.fetch_add(1, std::memory_order_release);
+      signal();
     }
     wake_.notify_all();
   }
@@ -291,18 +304,32 @@ class Team {
     }
   }
 
+  // A new job or wake-up for the workers (under mutex_).
+  void signal() {
+    caller_cpu_ = current_cpu();
+    signalled_at_ = now_ns();
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+
   void work(int tid, uint64_t seen) {
     for (;;) {
-      const std::function<void(int, SpinBarrier&)>* job;
-      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      const std::function<void(int, SpinBarrier&)>* job = nullptr;
+      const bool slept =
+          !spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      int caller_cpu;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
         seen = generation_.load(std::memory_order_relaxed);
-        if (tid >= threads_ || withdrawn_) continue;
-        job = job_;
-        ++taken_;
+        if (slept) wake_ns_.store(now_ns() - signalled_at_, std::memory_order_relaxed);
+        caller_cpu = caller_cpu_;
+        if (tid < threads_ && !withdrawn_) {
+          job = job_;
+          ++taken_;
+        }
       }
+      leave_cpu(caller_cpu);
+      if (!job) continue;
       {
         DenormalsOff guard;
         (*job)(tid, barrier_);
@@ -327,6 +354,9 @@ class Team {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> started_{0};        // workers started
   std::atomic<int64_t> active_{0};     // when the last job or wake-up ended (now_ns)
+  int caller_cpu_ = -1;                 // where the last signal() came from (under mutex_)
+  int64_t signalled_at_ = 0;            // when (now_ns, under mutex_)
+  std::atomic<int64_t> wake_ns_{-1};    // a sleeping worker's last wake-up took (-1: none yet)
 };
 
 // Its detached workers may outlive static destruction at exit; a child of fork() inherits none
@@ -347,6 +377,8 @@ bool taken_over_recently() {
 }
 
 bool team_awake() { return team().awake(); }
+
+bool team_wakes_fast() { return team().wakes_fast(); }
 
 void wake_team() { team().wake(); }
 

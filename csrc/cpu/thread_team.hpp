@@ -103,6 +103,10 @@ bool taken_over_recently();
 bool team_awake();
 void wake_team();
 
+// Whether the team's sleeping workers came within about 50 us when last woken: then waking them
+// for a call costs it little.
+bool team_wakes_fast();
+
 // Wakes the team's workers when it goes (a moved-from one does not), if armed: after a call
 // that ran alone because they were asleep, so that the next call finds them awake.
 class WakeTeamAfter {
