@@ -320,15 +320,20 @@ class Team {
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
-        seen = generation_.load(std::memory_order_relaxed);
         if (slept) wake_ns_.store(now_ns() - signalled_at_, std::memory_order_relaxed);
         caller_cpu = caller_cpu_;
+      }
+      // Before taking the job: a worker that the move leaves waiting for its new core has not
+      // taken it, so an elastic job's caller does not wait for it (withdraw).
+      leave_cpu(caller_cpu);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load(std::memory_order_relaxed);
         if (tid < threads_ && !withdrawn_) {
           job = job_;
           ++taken_;
         }
       }
-      leave_cpu(caller_cpu);
       if (!job) continue;
       {
         DenormalsOff guard;
