@@ -58,8 +58,10 @@ struct TeamPlan {
   // apart, median/p90/mean ms, 5.07/6.35/4.88 -> 4.32/4.67/4.30; 5 ms apart 3.71/5.11/3.95 ->
   // 3.40/3.74/3.42. Unless the workers last woke quickly (team_wakes_fast): on the AVX-512
   // machine (20-28 us, and the woken worker moving off the caller's core) waking them for the
-  // loop made such calls 0.3 s apart faster, LSTM 100x1x256 median/mean 1.46/1.49 ->
-  // 1.26/1.37 ms (ONNX Runtime about 1.0-1.2), 1000x1x128 2.75/2.80 -> 2.18/2.22.
+  // loop made calls 0.3 s apart of LSTM 1000x1x128 faster, separate processes alternating,
+  // median/mean ms 2.91/2.96 and 2.80/2.82 -> 2.56/2.46 and 2.61/2.67; LSTM 100x1x256 even
+  // (1.63/1.63, 1.53/1.61 -> 1.57/1.64, 1.48/1.51), GRU 100x1x256 even (1.00/1.02, 1.11/1.12 ->
+  // 1.07/1.11, 1.12/1.12), its least time lower (LSTM 1.44-1.48 -> 1.06-1.08).
   static constexpr int64_t kSmallStepWork = int64_t(1) << 20;
   // A two-thread loop whose threads claim parts step by step (PartClaims) cuts the hidden
   // units into up to kClaimedParts parts of at least kWorkPerPart multiply-adds a step: fine

@@ -48,9 +48,6 @@ class LateJoin {
   std::atomic<int64_t> at_{kUndecided};
 };
 
-// A sense-reversing barrier that spins briefly, then yields: cheap when every thread has a
-// core, and still correct (if slow) when the machine is oversubscribed.
-//
 // How long a time loop's thread waits at a barrier for a late partner (take_over_wait), from
 // the clock reading `now` at which it finds the partner late: its step began at `since`.
 // Worked out only then, so that a step whose partner is on time reads no clock: on the AVX-512
@@ -60,6 +57,9 @@ struct Patience {
   int64_t at(int64_t now) const { return take_over_wait(floor, now - since, one_off, steps_left); }
 };
 
+// A sense-reversing barrier that spins briefly, then yields: cheap when every thread has a
+// core, and still correct (if slow) when the machine is oversubscribed.
+//
 // A time loop may instead call wait_or_take_over: on a shared machine a partner that has lost
 // its core stalls every later step, so a thread that has waited longer than its patience
 // claims the rest of the loop. When the late threads arrive, the claimer gets Turn::solo
