@@ -134,7 +134,8 @@ def test_take_over_policy(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity is Linux's")
 def test_leave_cpu(tmp_path):
     """tests/cpp/cpu_placement.cpp. A woken worker on its caller's CPU moves to another it may
-    use and keeps its affinity mask; allowed only one, it stays."""
+    use and keeps its affinity mask; allowed only one, it stays, and it never leaves a CPU it is
+    not on."""
     lines = build_and_run(API_ERRORS, "cpu_placement", tmp_path).splitlines()
     got = {k: int(v) for k, v in (line.split(": ") for line in lines)}
     cpus = got.pop("cpus")

@@ -26,15 +26,15 @@ int main() {
   show("moved_elsewhere", to >= 0 && to != here && CPU_ISSET(to, &all));
   show("mask_kept", CPU_EQUAL(&all, &after));
 
-  // Asked to leave a CPU it does not run on, as far as it can tell: no move.
-  show("elsewhere_no_move", leave_cpu(-1) == -1);
-
-  // Allowed one CPU only: nowhere to go, the mask as it was.
+  // Allowed one CPU only: nowhere to go, the mask as it was; and asked to leave another CPU
+  // (it cannot be there), no move either.
+  const int pinned = current_cpu();
   cpu_set_t one;
   CPU_ZERO(&one);
-  CPU_SET(current_cpu(), &one);
+  CPU_SET(pinned, &one);
   sched_setaffinity(0, sizeof one, &one);
-  show("alone_no_move", leave_cpu(current_cpu()) == -1);
+  show("alone_no_move", leave_cpu(pinned) == -1);
+  show("elsewhere_no_move", leave_cpu(pinned == 0 ? 1 : 0) == -1 && current_cpu() == pinned);
   sched_getaffinity(0, sizeof after, &after);
   show("mask_kept_alone", CPU_EQUAL(&one, &after));
 #else
