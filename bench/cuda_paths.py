@@ -1,8 +1,9 @@
 """The CUDA backend's two time-loop paths against each other on one GPU: the per-step path
 (cuBLAS GEMM + fused pointwise kernel a step, FUSEDRNN_CUDA_PERSISTENT=0) and the persistent
 kernels (one cooperative launch a loop, =1), phase by phase: forward inference, forward with
-training=True, and backward alone (on the saved block of one training forward). Sets the
-defaults in csrc/cuda/persistent.cuh (persistent_by_default).
+training=True, backward alone (on the saved block of one training forward), and a training
+call whose forward takes the default path and only its backward the one timed ("default
+fwd+bwd"). Sets the defaults in csrc/cuda/persistent.cuh (persistent_by_default).
 
     python bench/cuda_paths.py [--shapes 100x1x256 ...] [--repeat 7]
 
@@ -33,16 +34,32 @@ def with_path(value, f):
     return run
 
 
+def backward_after_default_forward(value, forward, backward, p, torch):
+    """A training call whose forward takes the default path and whose backward takes `value`'s:
+    the backward's two paths as a training step meets them (the host enqueues the backward
+    while the forward runs)."""
+    def run():
+        os.environ.pop("FUSEDRNN_CUDA_PERSISTENT", None)
+        out = forward(**p, training=True)
+        os.environ["FUSEDRNN_CUDA_PERSISTENT"] = value
+        return backward(out[-1], torch.ones_like(out[0]))
+    return run
+
+
 def phases(torch, cell, p):
-    """{phase: callable} for one problem (torch CUDA tensors)."""
+    """{phase: {path: callable}} for one problem (torch CUDA tensors)."""
     forward = fusedrnn.lstm_forward if cell == "lstm" else fusedrnn.gru_forward
     backward = fusedrnn.lstm_backward if cell == "lstm" else fusedrnn.gru_backward
     os.environ["FUSEDRNN_CUDA_PERSISTENT"] = "0"
     out = forward(**p, training=True)
     saved, dy = out[-1], torch.ones_like(out[0])
-    return {"inference": lambda: forward(**p),
+    both = {"inference": lambda: forward(**p),
             "training fwd": lambda: forward(**p, training=True),
             "backward": lambda: backward(saved, dy)}
+    table = {phase: {v: with_path(v, f) for v in ("0", "1")} for phase, f in both.items()}
+    table["default fwd+bwd"] = {v: backward_after_default_forward(v, forward, backward, p, torch)
+                                for v in ("0", "1")}
+    return table
 
 
 def main():
@@ -54,17 +71,16 @@ def main():
     torch = _torch()
     print(f"fusedrnn {fusedrnn.__version__} CUDA on {torch.cuda.get_device_name()}, float32, "
           f"I = H, min of {args.repeat} alternating calls; ratio = per-step / persistent")
-    print(f"{'cell':<5} {'T x B x H':<11} {'phase':<13} {'per-step ms':>11} "
+    print(f"{'cell':<5} {'T x B x H':<11} {'phase':<15} {'per-step ms':>11} "
           f"{'persistent ms':>13} {'ratio':>6}")
     for cell in args.cells:
         for text in args.shapes:
             T, B, H = map(int, text.split("x"))
             p = to_torch(torch, make_problem(cell, T, B, H, dtype=np.float32), torch.float32)
-            for phase, f in phases(torch, cell, p).items():
-                best = time_interleaved(torch, {"0": with_path("0", f), "1": with_path("1", f)},
-                                        args.repeat)
+            for phase, paths in phases(torch, cell, p).items():
+                best = time_interleaved(torch, paths, args.repeat)
                 a, b = best["0"] * 1e3, best["1"] * 1e3
-                print(f"{cell:<5} {text:<11} {phase:<13} {a:>11.3f} {b:>13.3f} {a / b:>6.2f}",
+                print(f"{cell:<5} {text:<11} {phase:<15} {a:>11.3f} {b:>13.3f} {a / b:>6.2f}",
                       flush=True)
     os.environ.pop("FUSEDRNN_CUDA_PERSISTENT", None)
 
