@@ -53,10 +53,10 @@ def phases(torch, cell, p):
     os.environ["FUSEDRNN_CUDA_PERSISTENT"] = "0"
     out = forward(**p, training=True)
     saved, dy = out[-1], torch.ones_like(out[0])
-    both = {"inference": lambda: forward(**p),
-            "training fwd": lambda: forward(**p, training=True),
-            "backward": lambda: backward(saved, dy)}
-    table = {phase: {v: with_path(v, f) for v in ("0", "1")} for phase, f in both.items()}
+    calls = {"inference": lambda: forward(**p),
+             "training fwd": lambda: forward(**p, training=True),
+             "backward": lambda: backward(saved, dy)}
+    table = {phase: {v: with_path(v, f) for v in ("0", "1")} for phase, f in calls.items()}
     table["default fwd+bwd"] = {v: backward_after_default_forward(v, forward, backward, p, torch)
                                 for v in ("0", "1")}
     return table
