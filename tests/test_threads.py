@@ -204,6 +204,23 @@ def test_small_calls_after_an_idle_team_give_the_same_results(cell):
                 assert np.array_equal(a, b)
 
 
+def test_an_idle_team_leaves_the_cores_to_others():
+    """Nothing of fusedrnn's spins between calls: the team's workers look for work for 2 ms
+    after a job, then sleep, and its BLAS runs single-threaded inside the team. (A pool that
+    spins on after its calls, as NumPy's OpenBLAS does for tens of milliseconds, slows whatever
+    the program runs next: see the README.)"""
+    import time
+
+    p = problem("lstm", np.float32, seed=5, I=SPLITS["units"])
+    time.sleep(0.3)  # NumPy's BLAS pool, if an earlier test woke it, goes back to sleep
+    run("lstm", p, 2, False, None)  # packing, both time loops, the BLAS weight gradients
+    time.sleep(0.01)  # past the workers' 2 ms
+    start = time.process_time()
+    time.sleep(0.3)
+    used = time.process_time() - start
+    assert used < 0.03, f"the process used {used:.3f} s of CPU in 0.3 s without calls"
+
+
 def test_kernels_work_in_a_forked_child():
     """fork() keeps only the calling thread: the child must not wait on the parent's team."""
     import multiprocessing
