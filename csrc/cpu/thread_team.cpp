@@ -147,7 +147,7 @@ SpinBarrier::Turn SpinBarrier::wait_or_take_over(const Patience& patience) {
     if (now >= deadline) {
       int expected = w;
       if (phase_.compare_exchange_strong(expected, w | 1, std::memory_order_seq_cst)) {
-        g_solo.taken_over(now_ns());
+        g_solo.taken_over(now);
         break;
       }
     }
