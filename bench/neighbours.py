@@ -68,9 +68,10 @@ def main():
           f"{args.threads} threads; median / p90 ms of {args.calls} calls")
     print(f"{'library':<22} {'back to back':>14} " +
           " ".join(f"{'after ' + n:>14}" for n in neighbours))
-    libraries = {"fusedrnn": 0, "fusedrnn, one thread": 1, "onnxruntime": 0, "torch": 0}
+    libraries = {"fusedrnn": args.threads, "fusedrnn, one thread": 1,
+                 "onnxruntime": args.threads, "torch": args.threads}
     for name, threads in libraries.items():
-        fusedrnn.set_num_threads(threads or args.threads)  # ONNX Runtime's session takes it too
+        fusedrnn.set_num_threads(threads)  # ONNX Runtime's session takes its count from here
         try:
             run = PEERS[name.split(",")[0]](args.cell, problem)["inference"]
         except ImportError:
