@@ -27,4 +27,9 @@ PYBIND11_MODULE(_core, m) {
   // Hidden diagnostics for bench/compare.py: the arithmetic peak, FLOP/s.
   m.def("_fma_peak", &fusedrnn::fma_peak_flops, pybind11::arg("seconds") = 0.2,
         pybind11::arg("threads") = 0, pybind11::call_guard<pybind11::gil_scoped_release>());
+  // Hidden diagnostics for bench/ceiling.py: the rate, bytes/s, of streaming `bytes` of weights
+  // split among the threads.
+  m.def("_stream_read_rate", &fusedrnn::stream_read_rate, pybind11::arg("bytes"),
+        pybind11::arg("seconds") = 0.2, pybind11::arg("threads") = 0,
+        pybind11::call_guard<pybind11::gil_scoped_release>());
 }

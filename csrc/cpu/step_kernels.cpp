@@ -19,6 +19,7 @@
 #include "panel_gemm.hpp"
 #include "unpacked_gemm.hpp"
 #include "fma_peak.hpp"
+#include "stream_probe.hpp"
 
 namespace fusedrnn::cpu::FUSEDRNN_CAT(isa_, FUSEDRNN_ISA) {
 namespace {
@@ -39,6 +40,7 @@ const StepKernels<T> kKernels = {
     row_gemm<T>,
     column_gemm<T>,
     fma_burst<T>,
+    stream_burst<T>,
 };
 
 }  // namespace

@@ -82,6 +82,12 @@ struct StepKernels {
   // width (scale, step: their operands; sink: a checksum). Returns the FLOPs done, so that
   // FLOPs / seconds is the core's arithmetic peak (fma_peak_flops).
   int64_t (*fma_burst)(int64_t iterations, T scale, T step, T* sink);
+
+  // Diagnostics: `passes` reads of n values of data (n a multiple of four panel widths) as the
+  // batch-1 recurrent product reads its panels, one multiply-add a vector (sink: a checksum).
+  // Returns the bytes read, so that bytes / seconds is the rate of a step that only streams
+  // its weights (stream_read_rate).
+  int64_t (*stream_burst)(const T* data, int64_t n, int64_t passes, T scale, T* sink);
 };
 
 // The kernels for this CPU: the best SIMD level it supports, capped by the environment

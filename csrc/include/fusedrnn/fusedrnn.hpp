@@ -193,4 +193,10 @@ void set_claim_delay(int64_t ns);
 // arithmetic peak that GEMM rates can be compared with.
 double fma_peak_flops(double seconds, int threads);
 
+// Diagnostics: the bytes/s that `threads` threads (<= 0: all) read together when each streams
+// its own `bytes` / threads of float32 panels again and again, as the batch-1 recurrent product
+// streams its slice of the weights, for about `seconds`: the ceiling of a step bound by where
+// its weights fit (L1, L2, L3 or memory). bytes must be positive.
+double stream_read_rate(int64_t bytes, double seconds, int threads);
+
 }  // namespace fusedrnn
