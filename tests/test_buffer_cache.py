@@ -116,3 +116,35 @@ def test_packed_weights_of_a_mib_or_more_are_cached(cell):
     for _ in range(2):
         assert np.array_equal(forward(x, w, w, _threads=1)[0], y)
         assert _core._cached_bytes() == held
+
+
+@caches
+@pytest.mark.parametrize("cell, widths", [
+    ("lstm", (4, 1, 1)),          # gates i f g o, c entering each step, h entering each step
+    ("lstm_proj", (4, 1, 0.5)),   # h entering each step is P = H / 2 wide
+    ("gru", (4, 1)),              # gates r z n and w_hn h + b_hn, h entering each step
+    ("gru_original", (3, 1)),     # gates r z n, h entering each step
+])
+def test_training_saves_only_the_gates_and_states(cell, widths):
+    """A training forward keeps what its backward needs and nothing more: the gates and the
+    states entering each step (x and the weights by reference, no copies). Measured through the
+    buffer cache, to which the saved arrays return when `saved` is freed; T * B * H floats are
+    2 MiB, so each array is whole blocks."""
+    steps, batch, hidden = 64, 32, 256
+    G = 4 if cell.startswith("lstm") else 3
+    rng = np.random.default_rng(5)
+    args = dict(x=rng.standard_normal((steps, batch, 8)).astype(np.float32),
+                w_ih=rng.uniform(-.1, .1, (G * hidden, 8)).astype(np.float32),
+                w_hh=rng.uniform(-.1, .1, (G * hidden, hidden)).astype(np.float32))
+    if cell == "lstm_proj":
+        args["w_hh"] = args["w_hh"][:, :hidden // 2].copy()
+        args["w_hr"] = rng.uniform(-.1, .1, (hidden // 2, hidden)).astype(np.float32)
+    forward = (fusedrnn.lstm_forward if cell.startswith("lstm") else functools.partial(
+        fusedrnn.gru_forward, linear_before_reset=cell == "gru"))
+    fusedrnn.empty_cache()
+    *outs, saved = forward(**args, training=True)
+    del outs
+    before = _core._cached_bytes()
+    del saved
+    unit = steps * batch * hidden * 4
+    assert _core._cached_bytes() - before == sum(w * unit for w in widths)
