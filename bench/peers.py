@@ -115,6 +115,10 @@ def make_onnxruntime(cell, p):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(a.astype(np.float32), n) for a, n in ((W, "W"), (R, "R"), (Bias, "B"))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    # The onnx package stamps its own newest IR version, which an older ONNX Runtime refuses
+    # ("Unsupported model IR version: 14, max supported IR version: 13" on the GPU machine);
+    # opset 14 needs no more than IR 8 (as tests/test_peers.py builds its models).
+    model.ir_version = 8
     options = ort.SessionOptions()
     options.intra_op_num_threads = fusedrnn.get_num_threads()
     session = ort.InferenceSession(model.SerializeToString(), options,
