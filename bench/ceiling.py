@@ -78,20 +78,25 @@ class Machine:
         return t + (rest / (self.read_rate(nbytes) / self.threads) if rest > 0 else 0.0)
 
 
-def floors(cell, shape, mode, machine, itemsize=4):
+def w_hh_bytes(cell, H, itemsize=4):
+    """The recurrent weights that every step reads."""
+    return (4 if cell == "lstm" else 3) * H * H * itemsize
+
+
+def floors(cell, shape, mode, machine):
     """(serial, overlapped) seconds for one call at shape (T, B, H), I = H."""
     T, B, H = shape
     I, G = H, 4 if cell == "lstm" else 3
     step_flops = 2 * B * G * H * H
-    step = max(step_flops / machine.peak, machine.read_seconds(G * H * H * itemsize))
+    read = machine.read_seconds(w_hh_bytes(cell, H))
+    step = max(step_flops / machine.peak, read)
     projection = 2 * T * B * G * H * I
     passes = 2 if mode == "training" else 1  # the backward's recurrent steps read w_hh again
     # training: dx and dW_ih as the projection, dW_hh as the steps' FLOPs over the sequence
     batched = projection + (2 * projection + T * step_flops if mode == "training" else 0)
     serial = batched / machine.peak + passes * T * step
     flops = batched + passes * T * step_flops
-    overlapped = max(flops / machine.peak,
-                     passes * T * machine.read_seconds(G * H * H * itemsize))
+    overlapped = max(flops / machine.peak, passes * T * read)
     return serial, overlapped
 
 
@@ -136,9 +141,7 @@ def main(argv=None):
                 runners, _ = build_runners(cell, shape, mode, ["fusedrnn"] + peers)
                 best = time_interleaved(runners, args.repeat, args.settle, args.burst)
                 serial, overlapped = floors(cell, shape, mode, machine)
-                T, B, H = shape
-                G = 4 if cell == "lstm" else 3
-                rate = machine.read_rate(G * H * H * 4) / 1e9
+                rate = machine.read_rate(w_hh_bytes(cell, shape[2])) / 1e9
                 ours = best["fusedrnn"]
                 present = [p for p in peers if p in best]
                 row = (f"{cell:<5} {mode:<10} {text:<11} {rate:>9.0f} {ours * 1e3:>11.3f} ")

@@ -22,9 +22,8 @@ int64_t stream_burst(const T* data, int64_t n, int64_t passes, T scale, T* sink)
   using V = typename Vec<T>::type;
   constexpr int L = kPanelLanes<T>, VL = L / 2;
   const int64_t rows = n / (kStreamPanels * L);
-  V s, acc0[kStreamPanels], acc1[kStreamPanels];
+  V s, acc0[kStreamPanels] = {}, acc1[kStreamPanels] = {};
   for (int l = 0; l < VL; ++l) s[l] = scale;
-  for (int q = 0; q < kStreamPanels; ++q) acc0[q] = acc1[q] = s - s;
   for (int64_t p = 0; p < passes; ++p) {
     for (int64_t i = 0; i < rows; ++i) {
 #pragma GCC unroll 4
